@@ -1,0 +1,1 @@
+"""Anomaly detection, the alert lifecycle and alert delivery."""

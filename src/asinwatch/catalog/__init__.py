@@ -1,0 +1,1 @@
+"""Tracked products, marketplaces and competitor links."""

@@ -1,0 +1,82 @@
+"""Amazon marketplaces asinwatch knows, and ASIN validation (pure, no I/O).
+
+The same ASIN is a different listing on each marketplace, so every product is keyed by
+(marketplace, ASIN). The currency of a marketplace turns Apify's price symbol into ISO 4217.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Marketplace:
+    domain: str
+    country: str
+    currency: str
+    timezone: str
+
+
+MARKETPLACES: dict[str, Marketplace] = {
+    m.domain: m
+    for m in (
+        Marketplace("amazon.com", "US", "USD", "America/Los_Angeles"),
+        Marketplace("amazon.ca", "CA", "CAD", "America/Los_Angeles"),
+        Marketplace("amazon.com.mx", "MX", "MXN", "America/Mexico_City"),
+        Marketplace("amazon.com.br", "BR", "BRL", "America/Sao_Paulo"),
+        Marketplace("amazon.co.uk", "GB", "GBP", "Europe/London"),
+        Marketplace("amazon.de", "DE", "EUR", "Europe/Berlin"),
+        Marketplace("amazon.fr", "FR", "EUR", "Europe/Paris"),
+        Marketplace("amazon.it", "IT", "EUR", "Europe/Rome"),
+        Marketplace("amazon.es", "ES", "EUR", "Europe/Madrid"),
+        Marketplace("amazon.nl", "NL", "EUR", "Europe/Amsterdam"),
+        Marketplace("amazon.se", "SE", "SEK", "Europe/Stockholm"),
+        Marketplace("amazon.pl", "PL", "PLN", "Europe/Warsaw"),
+        Marketplace("amazon.com.tr", "TR", "TRY", "Europe/Istanbul"),
+        Marketplace("amazon.ae", "AE", "AED", "Asia/Dubai"),
+        Marketplace("amazon.sa", "SA", "SAR", "Asia/Riyadh"),
+        Marketplace("amazon.in", "IN", "INR", "Asia/Kolkata"),
+        Marketplace("amazon.co.jp", "JP", "JPY", "Asia/Tokyo"),
+        Marketplace("amazon.sg", "SG", "SGD", "Asia/Singapore"),
+        Marketplace("amazon.com.au", "AU", "AUD", "Australia/Sydney"),
+    )
+}
+
+# ASINs are 10 characters: "B0" + 8 alphanumerics, or an ISBN-10 for books.
+_ASIN_RE = re.compile(r"^(?:B[0-9A-Z]{9}|[0-9]{9}[0-9X])$")
+
+
+class InvalidAsinError(ValueError):
+    """Raised for a string that is not an ASIN."""
+
+
+class UnknownMarketplaceError(ValueError):
+    """Raised for a marketplace domain asinwatch does not know."""
+
+
+def is_asin(value: str) -> bool:
+    return bool(_ASIN_RE.match(value))
+
+
+def normalise_asin(value: str) -> str:
+    """Upper-case and strip an ASIN, or raise InvalidAsinError with a readable message."""
+    asin = value.strip().upper()
+    if not is_asin(asin):
+        raise InvalidAsinError(f"invalid ASIN {value!r}: expected 10 characters like B0ABCDEFGH")
+    return asin
+
+
+def get_marketplace(domain: str) -> Marketplace:
+    """The marketplace for a domain such as "amazon.de" (a leading "www." is accepted)."""
+    key = domain.strip().lower().removeprefix("www.")
+    try:
+        return MARKETPLACES[key]
+    except KeyError:
+        known = ", ".join(sorted(MARKETPLACES))
+        raise UnknownMarketplaceError(f"unknown marketplace {domain!r}; known: {known}") from None
+
+
+def product_url(marketplace: str, asin: str) -> str:
+    """The canonical product page URL Apify's actors take as input."""
+    return f"https://www.{get_marketplace(marketplace).domain}/dp/{normalise_asin(asin)}"

@@ -1,0 +1,263 @@
+"""The one settings object of asinwatch.
+
+Every setting comes from the environment (prefix ``ASINWATCH_``, nested areas joined by ``__``,
+e.g. ``ASINWATCH_DATABASE__URL``) or a ``.env`` file. ``.env.example`` lists every key.
+Secrets are ``SecretStr`` so they never print; production mode refuses default or empty ones.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A value that works on a laptop and must never reach production: production mode refuses it.
+DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me-0123456789"
+DEV_WEBHOOK_SECRET = "dev-insecure-webhook-secret"
+
+
+class DatabaseSettings(BaseModel):
+    """PostgreSQL. With no URL, `asinwatch up` starts an embedded server in the data folder."""
+
+    url: str | None = None
+    pool_size: int = Field(10, ge=1, le=200)
+    max_overflow: int = Field(10, ge=0, le=200)
+    statement_timeout_ms: int = Field(30_000, ge=100)
+    metric_partitions_ahead_months: int = Field(3, ge=1, le=36)
+    raw_event_retention_days: int = Field(90, ge=1)
+
+
+class RedisSettings(BaseModel):
+    """Redis for the cache, rate limits, locks and pub/sub (the broker may share it)."""
+
+    url: str | None = None
+    key_prefix: str = "aw:"
+    socket_timeout_s: float = Field(0.5, gt=0)
+
+
+class BrokerSettings(BaseModel):
+    """Celery broker; defaults to the Redis URL. Keys use the Redis key prefix too."""
+
+    url: str | None = None
+    visibility_timeout_s: int = Field(7200, ge=60)
+    task_max_attempts: int = Field(5, ge=1, le=50)
+
+
+class ApifySettings(BaseModel):
+    """The Apify API v2 and the actors used for product details and reviews."""
+
+    token: SecretStr = SecretStr("")
+    base_url: str = "https://api.apify.com/v2"
+    allowed_hosts: list[str] = ["api.apify.com"]
+    product_actor: str = "junglee~amazon-crawler"
+    reviews_actor: str = "junglee~amazon-reviews-scraper"
+    max_reviews_per_asin: int = Field(20, ge=0, le=1000)
+    request_timeout_s: float = Field(30.0, gt=0)
+    run_timeout_s: int = Field(900, ge=10)
+    max_run_cost_usd: float = Field(5.0, gt=0)
+    max_retries: int = Field(6, ge=0, le=20)
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    poll_wait_s: int = Field(30, ge=0, le=60)
+
+
+class IngestSettings(BaseModel):
+    """Batching, concurrency, the global upstream rate limit and the schedule."""
+
+    batch_size: int = Field(50, ge=1, le=100)
+    max_concurrent_batches: int = Field(8, ge=1, le=100)
+    rate_limit_per_s: float = Field(5.0, gt=0)
+    rate_limit_burst: int = Field(10, ge=1)
+    timezone: str = "UTC"
+    daily_at: str = "00:30"
+    health_sample_every_hours: int = Field(6, ge=1, le=24)
+    health_sample_size: int = Field(20, ge=1)
+    stale_after_runs: int = Field(3, ge=1)
+    fetch_reviews: bool = True
+
+    @field_validator("daily_at")
+    @classmethod
+    def _hh_mm(cls, v: str) -> str:
+        hh, _, mm = v.partition(":")
+        if not (hh.isdigit() and mm.isdigit() and 0 <= int(hh) < 24 and 0 <= int(mm) < 60):
+            raise ValueError("daily_at must be HH:MM")
+        return v
+
+
+class AuthSettings(BaseModel):
+    """JWT as Supabase issues it: HS256 with the project secret, or RS256/ES256 via a JWKS."""
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwks_url: str | None = None
+    algorithms: list[str] = ["HS256", "RS256", "ES256"]
+    issuer: str = "asinwatch-dev"
+    audience: str = "authenticated"
+    role_claim: str = "app_metadata.role"
+    leeway_s: int = Field(30, ge=0, le=300)
+    jwks_cache_s: int = Field(600, ge=10)
+
+
+class ApiSettings(BaseModel):
+    """The HTTP service."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    cors_origins: list[str] = []
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_page_size: int = Field(200, ge=1, le=1000)
+    default_page_size: int = Field(50, ge=1, le=1000)
+    rate_limit_per_minute: int = Field(600, ge=1)
+    rate_limit_per_ip_per_minute: int = Field(1200, ge=1)
+    idempotency_ttl_s: int = Field(86_400, ge=60)
+    graphql_playground: bool = False
+
+
+class CacheSettings(BaseModel):
+    """Cache-first reads: fresh for `fresh_s`, served stale up to `stale_s` while refreshing."""
+
+    summary_fresh_s: int = Field(60, ge=1)
+    metrics_fresh_s: int = Field(300, ge=1)
+    compare_fresh_s: int = Field(300, ge=1)
+    recommendation_fresh_s: int = Field(300, ge=1)
+    report_fresh_s: int = Field(120, ge=1)
+    stale_s: int = Field(3600, ge=1)
+    local_ttl_s: float = Field(2.0, ge=0)
+
+
+class StorageSettings(BaseModel):
+    """Object storage for reports and exports: a local folder, or S3-compatible storage."""
+
+    backend: Literal["local", "s3"] = "local"
+    local_path: Path | None = None
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "asinwatch"
+    s3_access_key: SecretStr = SecretStr("")
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_region: str = "us-east-1"
+
+
+class AlertSettings(BaseModel):
+    """Alert noise control and delivery."""
+
+    cooldown_s: int = Field(6 * 3600, ge=0)
+    max_per_day: int = Field(5, ge=1)
+    webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
+    delivery_max_attempts: int = Field(8, ge=1)
+    delivery_timeout_s: float = Field(10.0, gt=0)
+    delivery_allowed_hosts: list[str] = []
+
+
+class LlmSettings(BaseModel):
+    """Optional report narrative through an OpenAI-compatible API; off by default."""
+
+    enabled: bool = False
+    base_url: str = "https://api.openai.com/v1"
+    api_key: SecretStr = SecretStr("")
+    model: str = "gpt-4o-mini"
+    max_cost_usd_per_day: float = Field(1.0, ge=0)
+    usd_per_1k_input_tokens: float = Field(0.00015, ge=0)
+    usd_per_1k_output_tokens: float = Field(0.0006, ge=0)
+    timeout_s: float = Field(30.0, gt=0)
+
+
+class SimulatorSettings(BaseModel):
+    """The local Apify-compatible marketplace simulator (embedded default and tests)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    seed: int = 42
+    latency_ms: int = Field(0, ge=0)
+    error_rate: float = Field(0.0, ge=0, le=1)
+    block_rate: float = Field(0.02, ge=0, le=1)
+    token: SecretStr = SecretStr("sim-token")
+
+
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = True
+
+
+class Settings(BaseSettings):
+    """All of asinwatch's configuration, one object, nested by area."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ASINWATCH_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    env: Literal["dev", "test", "production"] = "dev"
+    service_name: str = "asinwatch"
+    data_dir: Path = Path(".asinwatch")
+    default_marketplace: str = "amazon.com"
+
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    broker: BrokerSettings = BrokerSettings()
+    apify: ApifySettings = ApifySettings()
+    ingest: IngestSettings = IngestSettings()
+    auth: AuthSettings = AuthSettings()
+    api: ApiSettings = ApiSettings()
+    cache: CacheSettings = CacheSettings()
+    storage: StorageSettings = StorageSettings()
+    alerts: AlertSettings = AlertSettings()
+    llm: LlmSettings = LlmSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    log: LogSettings = LogSettings()
+
+    @field_validator("default_marketplace")
+    @classmethod
+    def _known_marketplace(cls, v: str) -> str:
+        from asinwatch.catalog.marketplaces import MARKETPLACES
+
+        if v not in MARKETPLACES:
+            raise ValueError(f"unknown marketplace {v!r}; known: {', '.join(sorted(MARKETPLACES))}")
+        return v
+
+    @model_validator(mode="after")
+    def _production_refuses_defaults(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems: list[str] = []
+        secret = self.auth.jwt_secret.get_secret_value()
+        if not self.auth.jwks_url and (secret == DEV_JWT_SECRET or len(secret) < 32):
+            problems.append("ASINWATCH_AUTH__JWT_SECRET must be set (32+ chars) or a JWKS URL")
+        if self.alerts.webhook_secret.get_secret_value() in ("", DEV_WEBHOOK_SECRET):
+            problems.append("ASINWATCH_ALERTS__WEBHOOK_SECRET must be set")
+        if not self.apify.token.get_secret_value():
+            problems.append("ASINWATCH_APIFY__TOKEN must be set")
+        if not self.database.url:
+            problems.append("ASINWATCH_DATABASE__URL must be set")
+        if not self.redis.url:
+            problems.append("ASINWATCH_REDIS__URL must be set")
+        host = urlsplit(self.apify.base_url).hostname or ""
+        if host not in self.apify.allowed_hosts:
+            problems.append(f"apify base_url host {host!r} is not in ASINWATCH_APIFY__ALLOWED_HOSTS")
+        if problems:
+            raise ValueError("production mode refuses to start: " + "; ".join(problems))
+        return self
+
+    @property
+    def broker_url(self) -> str | None:
+        return self.broker.url or self.redis.url
+
+    @property
+    def storage_path(self) -> Path:
+        return self.storage.local_path or (self.data_dir / "objects")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget the cached settings (tests and `up` set environment variables, then re-read)."""
+    get_settings.cache_clear()

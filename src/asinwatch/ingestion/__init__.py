@@ -1,0 +1,1 @@
+"""Getting data in: sources (Apify, simulator), normalisation, staging, promotion, tasks."""

@@ -1,0 +1,1 @@
+"""Daily metric series per product, listing snapshots, reviews and KPIs."""

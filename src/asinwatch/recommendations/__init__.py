@@ -1,0 +1,1 @@
+"""Listing and pricing recommendations from a versioned rule set."""

@@ -1,0 +1,1 @@
+"""Competitive reports: own product vs linked competitors, versioned and stored."""
