@@ -238,7 +238,7 @@ class Settings(BaseSettings):
             problems.append("ASINWATCH_REDIS__URL must be set")
         host = urlsplit(self.apify.base_url).hostname or ""
         if host not in self.apify.allowed_hosts:
-            problems.append(f"apify base_url host {host!r} is not in ASINWATCH_APIFY__ALLOWED_HOSTS")
+            problems.append(f"Apify host {host!r} is not in ASINWATCH_APIFY__ALLOWED_HOSTS")
         if problems:
             raise ValueError("production mode refuses to start: " + "; ".join(problems))
         return self

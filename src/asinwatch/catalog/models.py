@@ -55,7 +55,9 @@ class Product(TimestampMixin, Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_valid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Consecutive runs without a valid observation (drives the "tracking stale" alert).
-    invalid_runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    invalid_runs: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
+    )
     extra: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, default=dict, server_default="{}"
     )

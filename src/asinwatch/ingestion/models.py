@@ -137,7 +137,10 @@ class DeadLetter(Base):
     """A task that failed for good: kept with its payload, raised as an alert, replayable."""
 
     __tablename__ = "dead_letters"
-    __table_args__ = (Index("ix_dead_letters_open", "replayed_at", "created_at"), {"schema": "core"})
+    __table_args__ = (
+        Index("ix_dead_letters_open", "replayed_at", "created_at"),
+        {"schema": "core"},
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     task_name: Mapped[str] = mapped_column(Text, nullable=False)

@@ -31,7 +31,9 @@ def downgrade(url: str | None = None, revision: str = "base") -> None:
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config("postgresql://x@localhost/x")).get_current_head()
+    return ScriptDirectory.from_config(
+        alembic_config("postgresql://x@localhost/x")
+    ).get_current_head()
 
 
 def current_revision(url: str | None = None) -> str | None:

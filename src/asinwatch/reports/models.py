@@ -17,7 +17,10 @@ class Report(Base):
     """A version of a product's competitive report; a new version only when inputs change."""
 
     __tablename__ = "reports"
-    __table_args__ = (UniqueConstraint("marketplace", "asin", "kind", "version"), {"schema": "core"})
+    __table_args__ = (
+        UniqueConstraint("marketplace", "asin", "kind", "version"),
+        {"schema": "core"},
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     marketplace: Mapped[str] = mapped_column(String(32), nullable=False)

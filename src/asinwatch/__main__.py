@@ -1,0 +1,5 @@
+"""`python -m asinwatch` runs the CLI."""
+
+from asinwatch.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Authentication (Supabase-style JWT) and role-based authorisation for the API."""

@@ -1,0 +1,68 @@
+"""Catalog business logic: track, list and untrack products (never commits itself)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from asinwatch.catalog import repository
+from asinwatch.catalog.marketplaces import get_marketplace, normalise_asin
+from asinwatch.catalog.models import Product
+from asinwatch.catalog.schemas import ProductIn
+
+
+class CsvFormatError(ValueError):
+    """A product CSV that cannot be read: the message names the line."""
+
+
+def read_products_csv(path: Path, default_marketplace: str) -> list[ProductIn]:
+    """Products from a CSV with a header: `asin` required; `marketplace`, `own` optional.
+
+    Every line is validated before anything is written, so a bad line changes nothing.
+    """
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise CsvFormatError(f"cannot read {path}: {exc.strerror}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+        if "asin" not in fields:
+            raise CsvFormatError(f"{path}: the header must have an 'asin' column")
+        products: list[ProductIn] = []
+        for line_no, raw in enumerate(reader, start=2):
+            row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+            if not row.get("asin"):
+                continue
+            try:
+                asin = normalise_asin(row["asin"])
+                market = get_marketplace(row.get("marketplace") or default_marketplace).domain
+            except ValueError as exc:
+                raise CsvFormatError(f"{path} line {line_no}: {exc}") from None
+            own = row.get("own", "").lower() not in ("0", "false", "no", "competitor")
+            products.append(ProductIn(asin=asin, marketplace=market, is_own=own))
+    return products
+
+
+def products_from_asins(
+    asins: Iterable[str], marketplace: str, *, is_own: bool = True
+) -> list[ProductIn]:
+    market = get_marketplace(marketplace).domain
+    return [ProductIn(asin=normalise_asin(a), marketplace=market, is_own=is_own) for a in asins]
+
+
+async def track(session: AsyncSession, marketplace: str, products: Sequence[ProductIn]) -> int:
+    return await repository.upsert_products(session, get_marketplace(marketplace).domain, products)
+
+
+async def untrack(session: AsyncSession, marketplace: str, asins: Sequence[str]) -> int:
+    market = get_marketplace(marketplace).domain
+    return await repository.untrack_products(session, market, [normalise_asin(a) for a in asins])
+
+
+async def tracked(session: AsyncSession, marketplace: str | None = None) -> list[Product]:
+    market = get_marketplace(marketplace).domain if marketplace else None
+    return await repository.list_products(session, market)

@@ -1,0 +1,1 @@
+"""Structured JSON logging and Prometheus metrics."""

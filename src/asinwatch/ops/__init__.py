@@ -1,0 +1,1 @@
+"""Operational endpoints: health (liveness and readiness of each dependency) and metrics."""

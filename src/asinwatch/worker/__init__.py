@@ -1,0 +1,1 @@
+"""The Celery application, its beat schedule and the worker-wide settings."""
