@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -67,6 +68,12 @@ class Alert(Base):
     )
     last_seen_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    # Notification bookkeeping for cooldown and max-per-day (see alerts/lifecycle.py).
+    last_notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    notified_day: Mapped[date | None] = mapped_column(Date)
+    notified_today: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
     )
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_by: Mapped[str | None] = mapped_column(Text)

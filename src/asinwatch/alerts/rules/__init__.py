@@ -1,0 +1,1 @@
+"""Alert detectors split by family; `asinwatch.alerts.detectors.detect` runs them all."""

@@ -1,0 +1,72 @@
+"""BSR detector: a move vs the rolling median, and entering / leaving the top N."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from asinwatch.alerts.rules.base import Finding, Severity, ge, r2, recovery, rolling_baseline
+from asinwatch.alerts.rules.thresholds import BSR_MOVE, BsrMoveThresholds
+from asinwatch.metrics.series import MetricPoint
+
+
+def detect_bsr_move(
+    history: Sequence[MetricPoint], current: MetricPoint, params: BsrMoveThresholds
+) -> Finding | None:
+    """Rank moved >= min_pct vs the rolling median of the same category, or crossed top N.
+
+    The median test stays silent below `min_history` observations in the category; the
+    top-N test needs only the previous rank. A lower rank number is better.
+    """
+    if current.bsr is None:
+        return None
+    ranks = [
+        float(p.bsr)
+        for p in history
+        if p.bsr is not None and p.bsr_category == current.bsr_category
+    ]
+    baseline = rolling_baseline(ranks, window=params.median_window, min_history=params.min_history)
+    previous = ranks[-1] if ranks else None
+    if baseline is None and previous is None:
+        return None
+    now = current.bsr
+    triggers: list[str] = []
+    details: dict[str, object] = {
+        "new": now,
+        "category": current.bsr_category,
+        "previous": previous,
+    }
+    moved = ""
+    if baseline is not None:
+        pct = baseline.pct_from_median(now)
+        details.update(
+            median=baseline.median, window=baseline.n, pct=None if pct is None else r2(pct)
+        )
+        if pct is not None and ge(abs(pct), params.min_pct):
+            moved = "worsened" if pct > 0 else "improved"
+            triggers.append(f"{moved}_vs_median")
+    if params.top_n is not None and previous is not None:
+        if previous > params.top_n >= now:
+            triggers.append("entered_top_n")
+        elif previous <= params.top_n < now:
+            triggers.append("left_top_n")
+    details.update(threshold_pct=params.min_pct, top_n=params.top_n, triggers=triggers)
+    if not triggers:
+        # Without the median test (history too short) a quiet top-N check proves little.
+        if baseline is None:
+            return None
+        return recovery(BSR_MOVE, "BSR steady", "event", **details)
+    parts: list[str] = []
+    if moved:
+        assert baseline is not None
+        parts.append(
+            f"BSR {moved} {abs(pct or 0.0):.0f}% vs median ({baseline.median:.0f} → {now})"
+        )
+    if "entered_top_n" in triggers:
+        parts.append(f"entered the top {params.top_n}")
+    if "left_top_n" in triggers:
+        parts.append(f"left the top {params.top_n}")
+    where = f" in {current.bsr_category}" if current.bsr_category else ""
+    title = "; ".join(parts) + where
+    title = title[0].upper() + title[1:]
+    severity: Severity = "warning" if moved == "worsened" or "left_top_n" in triggers else "info"
+    return Finding(BSR_MOVE, severity, title, details, kind="event")

@@ -1,0 +1,1 @@
+"""Tests of the pure analytics layer: KPIs, detectors, lifecycle, rules, reports."""
