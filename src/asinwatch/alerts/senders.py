@@ -1,0 +1,228 @@
+"""Sending one notification to one channel: the webhook payload, the templated chat text, and
+the two transports (signed webhook over httpx, Apprise for chat / e-mail services).
+
+Senders never raise for a delivery problem: they return a `SendResult` whose error text holds
+no secret (targets are masked, channel secrets scrubbed). The SSRF guard runs before any
+connection is opened. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from string import Template
+from typing import Any
+
+import apprise
+import httpx
+import orjson
+import structlog
+
+from asinwatch import __version__
+from asinwatch.alerts.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
+from asinwatch.alerts.targets import (
+    InvalidTargetError,
+    apprise_destination,
+    apprise_plugin,
+    check_destination,
+    mask_target,
+    scrub,
+    webhook_destination,
+)
+from asinwatch.config import Settings
+
+log = structlog.get_logger(__name__)
+
+USER_AGENT = f"asinwatch/{__version__}"
+MAX_ERROR_CHARS = 500
+
+TITLE_TEMPLATE = Template("[$severity_label] $title")
+BODY_TEMPLATE = Template(
+    "$marketplace $asin: $alert_type ($event)\nSeverity: $severity · Status: $status\n"
+    "Occurred at: $occurred_at\n$details_text"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """What a sender needs to know about a channel (a plain snapshot of the row)."""
+
+    id: int
+    name: str
+    kind: str
+    target: str
+    secret: str | None
+
+    @property
+    def masked_target(self) -> str:
+        return mask_target(self.kind, self.target)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    # Retrying cannot help (target refused, channel misconfigured): fail at once.
+    permanent: bool = False
+
+
+def event_name(event_key: str) -> str:
+    """``"opened:1"`` → ``"opened"``: the event an event key stands for."""
+    return event_key.split(":", 1)[0] or event_key
+
+
+def build_payload(
+    *,
+    alert: Mapping[str, Any],
+    event_key: str,
+    delivery_id: uuid.UUID,
+    occurred_at: datetime,
+) -> dict[str, Any]:
+    """The webhook JSON body for one alert notification.
+
+    `alert` holds id, alert_type, severity, title, details, marketplace, asin, status.
+    `occurred_at` is when the notification was queued, so it is stable across retries.
+    """
+    return {
+        "delivery_id": str(delivery_id),
+        "event": event_name(event_key),
+        "event_key": event_key,
+        "occurred_at": occurred_at.isoformat(),
+        "alert_id": alert["id"],
+        "alert_type": alert["alert_type"],
+        "severity": alert["severity"],
+        "title": alert["title"],
+        "details": alert.get("details") or {},
+        "marketplace": alert["marketplace"],
+        "asin": alert["asin"],
+        "status": alert["status"],
+    }
+
+
+def render_message(payload: Mapping[str, Any]) -> tuple[str, str]:
+    """The chat / e-mail title and body for a payload."""
+    details = payload.get("details") or {}
+    details_text = "\n".join(f"{k}: {v}" for k, v in sorted(details.items()))
+    values = {
+        **{k: str(v) for k, v in payload.items() if k != "details"},
+        "severity_label": str(payload["severity"]).upper(),
+        "details_text": details_text,
+    }
+    title = TITLE_TEMPLATE.safe_substitute(values)
+    body = BODY_TEMPLATE.safe_substitute(values).rstrip()
+    return title, body
+
+
+def notify_type(payload: Mapping[str, Any]) -> apprise.NotifyType:
+    if payload.get("event") == "resolved":
+        return apprise.NotifyType.SUCCESS
+    return {
+        "critical": apprise.NotifyType.FAILURE,
+        "warning": apprise.NotifyType.WARNING,
+    }.get(str(payload.get("severity")), apprise.NotifyType.INFO)
+
+
+def encode_body(payload: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str)
+
+
+def signing_secret(channel: ChannelSpec, settings: Settings) -> str:
+    return channel.secret or settings.alerts.webhook_secret.get_secret_value()
+
+
+def send_webhook(
+    channel: ChannelSpec,
+    payload: Mapping[str, Any],
+    settings: Settings,
+    client: httpx.Client | None = None,
+) -> SendResult:
+    """POST the signed payload; 2xx is success, anything else (3xx included) a failure."""
+    try:
+        check_destination(
+            webhook_destination(channel.target),
+            settings.alerts.delivery_allowed_hosts,
+            resolve=True,
+        )
+    except InvalidTargetError as exc:
+        return SendResult(ok=False, error=f"target refused: {exc}", permanent=True)
+    secret = signing_secret(channel, settings)
+    body = encode_body(payload)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        SIGNATURE_HEADER: sign(secret, body),
+        DELIVERY_HEADER: str(payload["delivery_id"]),
+        EVENT_HEADER: str(payload["event"]),
+    }
+    own_client = client is None
+    http = client or httpx.Client(
+        timeout=settings.alerts.delivery_timeout_s,
+        follow_redirects=False,
+        # Proxies from the environment would sidestep the SSRF guard's view of the target.
+        trust_env=False,
+    )
+    try:
+        response = http.post(channel.target, content=body, headers=headers)
+    except httpx.TimeoutException:
+        return SendResult(ok=False, error="timeout")
+    except httpx.HTTPError as exc:
+        error = scrub(f"{type(exc).__name__}: {exc}", channel.target, secret)
+        return SendResult(ok=False, error=error[:MAX_ERROR_CHARS])
+    finally:
+        if own_client:
+            http.close()
+    if 200 <= response.status_code < 300:
+        return SendResult(ok=True, status_code=response.status_code)
+    return SendResult(
+        ok=False, status_code=response.status_code, error=f"HTTP {response.status_code}"
+    )
+
+
+def send_apprise(
+    channel: ChannelSpec, payload: Mapping[str, Any], settings: Settings
+) -> SendResult:
+    """Notify through Apprise with the templated title and body."""
+    try:
+        plugin = apprise_plugin(channel.target)
+        dest = apprise_destination(channel.target, plugin)
+        if dest is not None:
+            check_destination(dest, settings.alerts.delivery_allowed_hosts, resolve=True)
+    except InvalidTargetError as exc:
+        return SendResult(ok=False, error=f"target refused: {exc}", permanent=True)
+    # The guard judged this host: a redirect must not take the request somewhere else.
+    plugin.redirects = False
+    plugin.socket_connect_timeout = settings.alerts.delivery_timeout_s
+    plugin.socket_read_timeout = settings.alerts.delivery_timeout_s
+    title, body = render_message(payload)
+    notifier = apprise.Apprise()
+    notifier.add(plugin)
+    with apprise.LogCapture(level=logging.WARNING) as captured:
+        try:
+            ok = bool(notifier.notify(body=body, title=title, notify_type=notify_type(payload)))
+        except Exception as exc:  # a plugin bug must not kill the delivery loop
+            ok = False
+            log.warning("apprise raised", channel_id=channel.id, error=type(exc).__name__)
+        logs = captured.getvalue() if hasattr(captured, "getvalue") else ""
+    if ok:
+        return SendResult(ok=True)
+    last_line = logs.strip().splitlines()[-1] if logs.strip() else "apprise notify failed"
+    error = scrub(last_line, channel.target, channel.secret)
+    return SendResult(ok=False, error=error[:MAX_ERROR_CHARS])
+
+
+def send(
+    channel: ChannelSpec,
+    payload: Mapping[str, Any],
+    settings: Settings,
+    client: httpx.Client | None = None,
+) -> SendResult:
+    """Send one notification to one channel, whatever its kind."""
+    if channel.kind == "webhook":
+        return send_webhook(channel, payload, settings, client)
+    if channel.kind == "apprise":
+        return send_apprise(channel, payload, settings)
+    return SendResult(ok=False, error=f"unknown channel kind {channel.kind!r}", permanent=True)
