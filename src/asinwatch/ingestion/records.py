@@ -87,8 +87,9 @@ class Quarantined:
 
     marketplace: str
     asin: str | None
-    reason: str
+    reason: str  # "<code>: <readable text>"
     raw: dict[str, Any]
+    code: str = "invalid"  # short machine code (block_page, wrong_asin, ...) for counting
 
 
 @dataclass(frozen=True, slots=True)

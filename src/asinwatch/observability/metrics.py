@@ -35,6 +35,14 @@ UPSTREAM_COST_USD = Counter("asinwatch_upstream_cost_usd_total", "Apify cost in 
 UPSTREAM_LATENCY = Histogram(
     "asinwatch_upstream_request_duration_seconds", "Apify request latency", ["endpoint"]
 )
+UPSTREAM_RETRIES = Counter(
+    "asinwatch_upstream_retries_total", "Apify requests retried, by reason", ["endpoint", "reason"]
+)
+UPSTREAM_RUNS = Counter(
+    "asinwatch_upstream_runs_total",
+    "Apify actor runs by final outcome (budget_cost / budget_time: aborted by us)",
+    ["actor", "outcome"],
+)
 RATE_LIMIT_WAIT = Histogram(
     "asinwatch_rate_limit_wait_seconds", "Time spent waiting for the global upstream rate limit"
 )

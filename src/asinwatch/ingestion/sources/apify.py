@@ -1,0 +1,529 @@
+"""The Apify adapter: actor runs over httpx, with budgets, retries, an allow-list and metrics.
+
+One batch = one actor run: start it (`POST /actors/{actor}/runs` with timeout, maxItems and
+maxTotalChargeUsd), poll `GET /actor-runs/{id}?waitForFinish=N` until a terminal status,
+page the dataset (`clean=true`), normalise. A run that outlives `run_timeout_s` or whose
+`usageTotalUsd` passes `max_run_cost_usd` is aborted and reported as
+ApifyBudgetExceededError with what it cost. 429, 5xx and transport errors are retried with
+exponential backoff and full jitter (tenacity); other 4xx raise a typed error at once.
+The token only travels in the Authorization header and is masked in every error and log line.
+Why httpx rather than apify-client: docs/decisions/apify-client.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import httpx
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from asinwatch.catalog.marketplaces import (
+    InvalidAsinError,
+    UnknownMarketplaceError,
+    get_marketplace,
+    normalise_asin,
+    product_url,
+)
+from asinwatch.config import ApifySettings, get_settings
+from asinwatch.ingestion.normalise import normalise_products, normalise_reviews
+from asinwatch.ingestion.records import FetchResult
+from asinwatch.ingestion.sources.base import BeforeRequestHook, RateLimitedHook
+from asinwatch.ingestion.sources.errors import (
+    ApifyAuthError,
+    ApifyBudgetExceededError,
+    ApifyClientError,
+    ApifyError,
+    ApifyNotFoundError,
+    ApifyRateLimitError,
+    ApifyRetryableError,
+    ApifyRunFailedError,
+    ApifyServerError,
+    ApifyTransportError,
+    DisallowedHostError,
+    InvalidBatchError,
+)
+from asinwatch.observability.logging import MASK, mask_text
+from asinwatch.observability.metrics import (
+    UPSTREAM_COST_USD,
+    UPSTREAM_LATENCY,
+    UPSTREAM_REQUESTS,
+    UPSTREAM_RETRIES,
+    UPSTREAM_RUNS,
+)
+
+log = structlog.get_logger(__name__)
+
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+_ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*(?:~[A-Za-z0-9][A-Za-z0-9_.\-]*)?$")
+_MAX_PAGES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ActorRun:
+    """A finished actor run and its dataset."""
+
+    run_id: str
+    actor: str
+    status: str
+    dataset_id: str
+    started_at: datetime
+    cost_usd: Decimal
+    items: list[Any]
+    run: dict[str, Any]
+
+
+def check_allowed_url(url: str, allowed_hosts: Sequence[str]) -> None:
+    """Refuse any URL whose host is not allow-listed (and plain http except on loopback)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    allowed = {h.strip().lower() for h in allowed_hosts}
+    if parts.username or parts.password:
+        raise DisallowedHostError("refused an upstream URL with credentials in it")
+    if not host or host not in allowed:
+        raise DisallowedHostError(
+            f"refused outbound request to host {host or '?'!r}: not in the Apify allow-list"
+        )
+    if parts.scheme != "https" and not (parts.scheme == "http" and host in LOOPBACK_HOSTS):
+        raise DisallowedHostError(f"refused {parts.scheme or '?'}:// to {host!r}: https only")
+
+
+def _cost(run: dict[str, Any]) -> Decimal:
+    try:
+        return Decimal(str(run.get("usageTotalUsd") or 0))
+    except InvalidOperation:
+        return Decimal(0)
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+class ApifySource:
+    """A `Source` over the Apify API v2 (the real service or the local simulator)."""
+
+    def __init__(
+        self,
+        settings: ApifySettings | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
+        before_request: BeforeRequestHook | None = None,
+        on_rate_limited: RateLimitedHook | None = None,
+        page_size: int = 1000,
+        max_offers: int = 0,
+        actor_route: Literal["actors", "acts"] = "actors",
+        clock: Callable[[], float] = time.monotonic,
+        min_poll_interval_s: float = 0.25,
+    ) -> None:
+        self.settings = settings or get_settings().apify
+        self._base = self.settings.base_url.rstrip("/")
+        check_allowed_url(self._base + "/", self.settings.allowed_hosts)
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self._token = self.settings.token.get_secret_value()
+        self._own_client = client is None
+        self._client = client or httpx.AsyncClient(
+            timeout=self.settings.request_timeout_s, follow_redirects=False, trust_env=False
+        )
+        self._before_request = before_request
+        self._on_rate_limited = on_rate_limited
+        self._page_size = page_size
+        self._max_offers = max_offers
+        self._route = actor_route
+        self._clock = clock
+        self._min_poll_s = min_poll_interval_s
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> ApifySource:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # --- the Source protocol ----------------------------------------------------------
+
+    async def fetch_products(self, marketplace: str, asins: Sequence[str]) -> FetchResult:
+        domain, wanted = self._validate(marketplace, asins)
+        if not wanted:
+            return _empty()
+        run_input = {
+            "categoryOrProductUrls": [{"url": product_url(domain, a)} for a in wanted],
+            "maxItemsPerStartUrl": 1,
+            "maxOffers": self._max_offers,
+            "scrapeProductDetails": True,
+            "useCaptchaSolver": False,
+        }
+        run = await self.run_actor(self.settings.product_actor, run_input, max_items=len(wanted))
+        norm = normalise_products(
+            run.items, marketplace=domain, requested=wanted, observed_at=run.started_at
+        )
+        return FetchResult(
+            raw_items=run.items,
+            records=norm.records,
+            reviews=[],
+            quarantined=norm.quarantined,
+            missing_asins=norm.missing_asins,
+            cost_usd=run.cost_usd,
+            upstream_run_ids=[run.run_id],
+            observed_at=run.started_at,
+        )
+
+    async def fetch_reviews(self, marketplace: str, asins: Sequence[str]) -> FetchResult:
+        domain, wanted = self._validate(marketplace, asins)
+        per_asin = self.settings.max_reviews_per_asin
+        if not wanted or per_asin == 0:
+            return _empty()
+        run_input = {
+            "productUrls": [{"url": product_url(domain, a)} for a in wanted],
+            "maxReviews": per_asin,
+            "sort": "recent",
+        }
+        run = await self.run_actor(
+            self.settings.reviews_actor, run_input, max_items=per_asin * len(wanted)
+        )
+        norm = normalise_reviews(
+            run.items, marketplace=domain, requested=wanted, observed_at=run.started_at
+        )
+        return FetchResult(
+            raw_items=run.items,
+            records=[],
+            reviews=norm.reviews,
+            quarantined=norm.quarantined,
+            missing_asins=norm.asins_without_reviews,
+            cost_usd=run.cost_usd,
+            upstream_run_ids=[run.run_id],
+            observed_at=run.started_at,
+        )
+
+    # --- runs -------------------------------------------------------------------------
+
+    async def run_actor(
+        self, actor: str, run_input: dict[str, Any], *, max_items: int | None = None
+    ) -> ActorRun:
+        """Start a run, wait for it within the budgets, and read its whole dataset."""
+        started = self._clock()
+        run = await self.start_run(actor, run_input, max_items=max_items)
+        run_id = self._id(run.get("id"), "run id")
+        log.info("apify.run.started", actor=actor, run_id=run_id, max_items=max_items)
+        while str(run.get("status")) not in TERMINAL:
+            await self._enforce_budget(actor, run_id, run, started)
+            remaining = self.settings.run_timeout_s - (self._clock() - started)
+            wait = int(max(0.0, min(float(self.settings.poll_wait_s), remaining)))
+            run = await self.get_run(run_id, wait_s=wait)
+            if wait == 0 and str(run.get("status")) not in TERMINAL:
+                await asyncio.sleep(self._min_poll_s)
+        status = str(run.get("status"))
+        cost = _cost(run)
+        UPSTREAM_COST_USD.labels(actor).inc(float(cost))
+        UPSTREAM_RUNS.labels(actor, status.lower().replace("-", "_")).inc()
+        if cost > Decimal(str(self.settings.max_run_cost_usd)):
+            log.warning("apify.run.over_budget_after_finish", run_id=run_id, cost_usd=str(cost))
+        if status != "SUCCEEDED":
+            raise ApifyRunFailedError(
+                f"Apify run {run_id} of {actor} ended {status}",
+                run_id=run_id,
+                status=status,
+                cost_usd=cost,
+            )
+        dataset_id = self._id(run.get("defaultDatasetId"), "dataset id")
+        items = await self.list_items(dataset_id)
+        log.info(
+            "apify.run.finished",
+            actor=actor,
+            run_id=run_id,
+            status=status,
+            items=len(items),
+            cost=str(cost),
+            latency_ms=round((self._clock() - started) * 1000),
+        )
+        return ActorRun(
+            run_id=run_id,
+            actor=actor,
+            status=status,
+            dataset_id=dataset_id,
+            started_at=_parse_time(run.get("startedAt")),
+            cost_usd=cost,
+            items=items,
+            run=run,
+        )
+
+    async def _enforce_budget(
+        self, actor: str, run_id: str, run: dict[str, Any], started: float
+    ) -> None:
+        cost = _cost(run)
+        elapsed = self._clock() - started
+        if cost > Decimal(str(self.settings.max_run_cost_usd)):
+            reason, why = "cost", f"cost ${cost} > ${self.settings.max_run_cost_usd}"
+        elif elapsed > self.settings.run_timeout_s:
+            reason, why = "time", f"ran {elapsed:.0f}s > {self.settings.run_timeout_s}s"
+        else:
+            return
+        try:
+            final = await self.abort_run(run_id)
+            cost = max(cost, _cost(final))
+        except ApifyError as exc:
+            log.warning("apify.run.abort_failed", run_id=run_id, error=str(exc))
+        UPSTREAM_COST_USD.labels(actor).inc(float(cost))
+        UPSTREAM_RUNS.labels(actor, f"budget_{reason}").inc()
+        log.warning("apify.run.aborted", actor=actor, run_id=run_id, reason=reason, cost=str(cost))
+        raise ApifyBudgetExceededError(
+            f"aborted Apify run {run_id} of {actor}: {why}",
+            run_id=run_id,
+            reason=reason,
+            cost_usd=cost,
+        )
+
+    async def start_run(
+        self, actor: str, run_input: dict[str, Any], *, max_items: int | None = None
+    ) -> dict[str, Any]:
+        if not _ACTOR.match(actor):
+            raise ApifyClientError(f"invalid actor id {actor[:60]!r}")
+        params: dict[str, str] = {
+            "timeout": str(self.settings.run_timeout_s),
+            "maxTotalChargeUsd": str(self.settings.max_run_cost_usd),
+        }
+        if max_items is not None:
+            params["maxItems"] = str(max_items)
+        path = f"/{self._route}/{quote(actor, safe='~')}/runs"
+        resp = await self._request("POST", path, "run.start", params=params, json=run_input)
+        return self._data(resp, "run.start")
+
+    async def get_run(self, run_id: str, *, wait_s: int = 0) -> dict[str, Any]:
+        params = {"waitForFinish": str(min(max(wait_s, 0), 60))} if wait_s else None
+        path = f"/actor-runs/{self._id(run_id, 'run id')}"
+        resp = await self._request("GET", path, "run.get", params=params, extra_timeout=wait_s)
+        return self._data(resp, "run.get")
+
+    async def abort_run(self, run_id: str) -> dict[str, Any]:
+        path = f"/actor-runs/{self._id(run_id, 'run id')}/abort"
+        return self._data(await self._request("POST", path, "run.abort"), "run.abort")
+
+    async def list_items(self, dataset_id: str) -> list[Any]:
+        """Every item of a dataset, page by page (`limit` applies before empties are skipped)."""
+        path = f"/datasets/{self._id(dataset_id, 'dataset id')}/items"
+        items: list[Any] = []
+        offset = 0
+        for _ in range(_MAX_PAGES):
+            params = {"offset": str(offset), "limit": str(self._page_size), "clean": "true"}
+            resp = await self._request("GET", path, "dataset.items", params=params)
+            page = self._json(resp, "dataset.items")
+            if not isinstance(page, list):
+                raise ApifyError("dataset items are not a JSON array", endpoint="dataset.items")
+            items.extend(page)
+            total = _header_int(resp, "X-Apify-Pagination-Total")
+            applied = _header_int(resp, "X-Apify-Pagination-Limit") or self._page_size
+            offset += min(applied, self._page_size)
+            if total is None:
+                if not page:
+                    return items
+            elif offset >= total:
+                return items
+        raise ApifyError(f"dataset {dataset_id} did not end after {_MAX_PAGES} pages")
+
+    # --- HTTP -------------------------------------------------------------------------
+
+    def _validate(self, marketplace: str, asins: Sequence[str]) -> tuple[str, list[str]]:
+        try:
+            domain = get_marketplace(marketplace).domain
+        except UnknownMarketplaceError as exc:
+            raise InvalidBatchError(str(exc)) from None
+        if isinstance(asins, str):
+            raise InvalidBatchError("asins must be a list of ASINs, not one string")
+        wanted: list[str] = []
+        bad: list[str] = []
+        for value in asins:
+            try:
+                wanted.append(normalise_asin(value if isinstance(value, str) else repr(value)))
+            except InvalidAsinError:
+                bad.append(repr(value)[:24])
+        if bad:
+            shown = ", ".join(bad[:5]) + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
+            raise InvalidBatchError(f"batch refused, not ASINs: {shown}")
+        if not self._token:
+            raise ApifyAuthError("no Apify token configured (ASINWATCH_APIFY__TOKEN)")
+        return domain, list(dict.fromkeys(wanted))
+
+    def _id(self, value: Any, what: str) -> str:
+        if not isinstance(value, str) or not _ID.match(value):
+            raise ApifyError(f"upstream returned an unusable {what}: {str(value)[:40]!r}")
+        return value
+
+    def _mask(self, text: str) -> str:
+        text = mask_text(text)
+        if len(self._token) >= 4:
+            text = text.replace(self._token, MASK)
+        return text
+
+    def _json(self, resp: httpx.Response, endpoint: str) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            raise ApifyError(
+                "upstream answered with a body that is not JSON",
+                status_code=resp.status_code,
+                endpoint=endpoint,
+            ) from None
+
+    def _data(self, resp: httpx.Response, endpoint: str) -> dict[str, Any]:
+        body = self._json(resp, endpoint)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise ApifyError("upstream answer has no `data` object", endpoint=endpoint)
+        return data
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        extra_timeout: float = 0.0,
+    ) -> httpx.Response:
+        url = self._base + path
+        check_allowed_url(url, self.settings.allowed_hosts)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.max_retries + 1),
+            wait=wait_random_exponential(
+                multiplier=self.settings.backoff_base_s, max=self.settings.backoff_max_s
+            ),
+            retry=retry_if_exception_type(ApifyRetryableError),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        response: httpx.Response = await retrying(
+            self._send_once, method, url, endpoint, params, json, extra_timeout
+        )
+        return response
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        endpoint: str,
+        params: dict[str, str] | None,
+        json: Any,
+        extra_timeout: float,
+    ) -> httpx.Response:
+        if self._before_request is not None:
+            await self._before_request()
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        t0 = time.perf_counter()
+        try:
+            resp = await self._client.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=headers,
+                timeout=self.settings.request_timeout_s + extra_timeout,
+                follow_redirects=False,
+            )
+        except httpx.TransportError as exc:
+            UPSTREAM_REQUESTS.labels(endpoint, "transport_error").inc()
+            raise ApifyTransportError(
+                self._mask(f"{type(exc).__name__}: {exc}"), endpoint=endpoint
+            ) from None
+        finally:
+            UPSTREAM_LATENCY.labels(endpoint).observe(time.perf_counter() - t0)
+        status = resp.status_code
+        UPSTREAM_REQUESTS.labels(endpoint, str(status)).inc()
+        if status < 300:
+            return resp
+        if status < 400:
+            target = urlsplit(resp.headers.get("location", "")).hostname or "?"
+            raise DisallowedHostError(
+                f"upstream answered {status} redirect to {target!r}; redirects are not followed"
+            )
+        error_type, message = self._error_body(resp)
+        kwargs: dict[str, Any] = {
+            "status_code": status,
+            "error_type": error_type,
+            "endpoint": endpoint,
+        }
+        text = self._mask(f"Apify {endpoint} failed: {message}")
+        if status == 429:
+            await self._rate_limited()
+            raise ApifyRateLimitError(text, **kwargs)
+        if status >= 500:
+            raise ApifyServerError(text, **kwargs)
+        if status in (401, 403):
+            raise ApifyAuthError(text, **kwargs)
+        if status == 404:
+            raise ApifyNotFoundError(text, **kwargs)
+        raise ApifyClientError(text, **kwargs)
+
+    async def _rate_limited(self) -> None:
+        if self._on_rate_limited is None:
+            return
+        result = self._on_rate_limited()
+        if inspect.isawaitable(result):
+            await result
+
+    @staticmethod
+    def _error_body(resp: httpx.Response) -> tuple[str | None, str]:
+        try:
+            body = resp.json()
+        except ValueError:
+            snippet = " ".join(resp.text.split())[:120]
+            return None, f"HTTP {resp.status_code} with a non-JSON body: {snippet!r}"
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            kind = error.get("type")
+            return (str(kind) if kind else None), str(error.get("message") or kind or "")[:300]
+        return None, f"HTTP {resp.status_code}"
+
+
+def _header_int(resp: httpx.Response, name: str) -> int | None:
+    raw = resp.headers.get(name)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    endpoint = getattr(exc, "endpoint", None) or "?"
+    reason = getattr(exc, "error_type", None) or type(exc).__name__
+    UPSTREAM_RETRIES.labels(endpoint, str(reason)).inc()
+    log.warning(
+        "apify.retry",
+        endpoint=endpoint,
+        attempt=state.attempt_number,
+        status=getattr(exc, "status_code", None),
+        error=str(exc)[:200],
+        sleep_s=round(state.next_action.sleep, 3) if state.next_action else None,
+    )
+
+
+def _empty() -> FetchResult:
+    return FetchResult([], [], [], [], [], Decimal(0), [], datetime.now(UTC))
