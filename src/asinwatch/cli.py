@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from asinwatch import __version__
 from asinwatch.auth.cli import token as _token_command
 from asinwatch.config import get_settings
+from asinwatch.simulator.cli import simulate as _simulate_command
 from asinwatch.ingestion.cli import ingest_app
 
 try:  # recent typer vendors click under typer._click; older ones use click itself
@@ -35,6 +36,7 @@ app = typer.Typer(
 products_app = typer.Typer(help="Track, list and untrack products.", no_args_is_help=True)
 app.add_typer(products_app, name="products")
 app.command("token")(_token_command)
+app.command("simulate")(_simulate_command)
 app.add_typer(ingest_app, name="ingest")
 
 

