@@ -76,6 +76,11 @@ class IngestSettings(BaseModel):
     daily_at: str = "00:30"
     health_sample_every_hours: int = Field(6, ge=1, le=24)
     health_sample_size: int = Field(20, ge=1)
+    # Fire the health sample every N seconds instead of every N hours (tests and demos).
+    health_sample_interval_s: int | None = Field(None, ge=1)
+    # Start the analytics chain (flows.after_run_promoted) when a run completes; off for
+    # ingestion-only backfills, benchmarks and the ingestion tests.
+    after_run_hook: bool = True
     stale_after_runs: int = Field(3, ge=1)
     fetch_reviews: bool = True
 
@@ -114,6 +119,8 @@ class ApiSettings(BaseModel):
     rate_limit_per_ip_per_minute: int = Field(1200, ge=1)
     idempotency_ttl_s: int = Field(86_400, ge=60)
     graphql_playground: bool = False
+    # Off: cache-first reads go straight to the database (benchmarks of the uncached path).
+    read_cache_enabled: bool = True
 
 
 class CacheSettings(BaseModel):
@@ -149,6 +156,10 @@ class AlertSettings(BaseModel):
     delivery_max_attempts: int = Field(8, ge=1)
     delivery_timeout_s: float = Field(10.0, gt=0)
     delivery_allowed_hosts: list[str] = []
+    # Full-jitter exponential backoff between attempts: uniform(0, min(max, base * 2**(n-1))).
+    delivery_backoff_base_s: float = Field(15.0, ge=0)
+    delivery_backoff_max_s: float = Field(3600.0, ge=0)
+    delivery_batch_size: int = Field(50, ge=1, le=1000)
 
 
 class LlmSettings(BaseModel):
@@ -162,6 +173,9 @@ class LlmSettings(BaseModel):
     usd_per_1k_input_tokens: float = Field(0.00015, ge=0)
     usd_per_1k_output_tokens: float = Field(0.0006, ge=0)
     timeout_s: float = Field(30.0, gt=0)
+    # Bounds the worst-case cost of one call, so the daily cap can be checked before calling.
+    max_output_tokens: int = Field(600, ge=16, le=16_384)
+    max_input_chars: int = Field(60_000, ge=1000)
 
 
 class SimulatorSettings(BaseModel):
@@ -174,6 +188,13 @@ class SimulatorSettings(BaseModel):
     error_rate: float = Field(0.0, ge=0, le=1)
     block_rate: float = Field(0.02, ge=0, le=1)
     token: SecretStr = SecretStr("sim-token")
+
+
+class UpSettings(BaseModel):
+    """`asinwatch up`: a demo catalogue on the first start with the simulator."""
+
+    demo: bool = True
+    demo_products: int = Field(10, ge=0, le=500)
 
 
 class LogSettings(BaseModel):
@@ -209,6 +230,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     llm: LlmSettings = LlmSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    up: UpSettings = UpSettings()
     log: LogSettings = LogSettings()
 
     @field_validator("default_marketplace")
