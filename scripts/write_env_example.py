@@ -29,7 +29,7 @@ MEANINGS: dict[str, str] = {
     "REDIS__KEY_PREFIX": "prefix of every Redis key this deployment writes",
     "REDIS__SOCKET_TIMEOUT_S": "Redis socket timeout; past it the cache fails open",
     "BROKER__URL": "Celery broker URL if not the Redis URL",
-    "BROKER__VISIBILITY_TIMEOUT_S": "seconds before an unacked task is redelivered (> longest task)",
+    "BROKER__VISIBILITY_TIMEOUT_S": "seconds before an unacked task is redelivered",
     "BROKER__TASK_MAX_ATTEMPTS": "attempts before a batch is parked as a dead letter",
     "APIFY__TOKEN": "Apify API token (Authorization header only, never logged); unset = simulator",
     "APIFY__BASE_URL": "Apify API base URL",
