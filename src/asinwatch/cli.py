@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from asinwatch import __version__
 from asinwatch.auth.cli import token as _token_command
 from asinwatch.config import get_settings
-from asinwatch.simulator.cli import simulate as _simulate_command
 from asinwatch.ingestion.cli import ingest_app
+from asinwatch.simulator.cli import simulate as _simulate_command
 
 try:  # recent typer vendors click under typer._click; older ones use click itself
     from typer._click import exceptions as click_exc

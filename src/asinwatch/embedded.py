@@ -176,6 +176,12 @@ def run_up(extra_children: dict[str, list[str]] | None = None) -> int:
             procs[name] = spawn(name, args, env, lock)
         health = f"http://{s.api.host}:{s.api.port}/v1/health"
         if wait_healthy(health):
+            if with_simulator and s.up.demo:
+                from asinwatch.demo import seed_demo_catalogue
+
+                added = seed_demo_catalogue(s.up.demo_products)
+                if added:
+                    print(f"demo: tracking {added} simulated products, first run started")
             print(f"asinwatch is up: {health}  (Ctrl-C to stop)", flush=True)
         while not stopping.is_set():
             dead = [n for n, p in procs.items() if p.poll() is not None]

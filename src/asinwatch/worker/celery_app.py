@@ -18,6 +18,12 @@ from asinwatch.config import Settings, get_settings
 # Modules holding tasks; each domain adds its own `tasks` module here.
 TASK_MODULES = [
     "asinwatch.worker.maintenance",
+    "asinwatch.ingestion.tasks",
+    "asinwatch.alerts.tasks",
+    "asinwatch.metrics.tasks",
+    "asinwatch.alerts.detection",
+    "asinwatch.reports.tasks",
+    "asinwatch.recommendations.tasks",
 ]
 
 
@@ -31,6 +37,12 @@ def kombu_url(url: str) -> str:
 def beat_schedule(s: Settings) -> dict[str, dict[str, object]]:
     hh, mm = (int(x) for x in s.ingest.daily_at.split(":"))
     every = s.ingest.health_sample_every_hours
+    # A fixed interval instead of the crontab lets tests and demos see the sample fire.
+    health: object = (
+        timedelta(seconds=s.ingest.health_sample_interval_s)
+        if s.ingest.health_sample_interval_s
+        else crontab(minute=0, hour=f"*/{every}")
+    )
     return {
         "daily-full-batch": {
             "task": "ingestion.run_scheduled",
@@ -39,7 +51,13 @@ def beat_schedule(s: Settings) -> dict[str, dict[str, object]]:
         },
         "health-sample": {
             "task": "ingestion.run_health_sample",
-            "schedule": crontab(minute=0, hour=f"*/{every}"),
+            "schedule": health,
+        },
+        # Batches a dead worker left behind come back without waiting for the visibility
+        # timeout (re-sent deliveries of a batch that is in progress are no-ops).
+        "ingest-recover-stalled": {
+            "task": "ingestion.recover_stalled",
+            "schedule": timedelta(minutes=5),
         },
         "metric-partitions": {
             "task": "maintenance.ensure_partitions",

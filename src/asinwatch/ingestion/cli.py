@@ -1,0 +1,246 @@
+"""`asinwatch ingest ...`: start runs (with a progress bar), list them, replay, dead letters.
+
+Every expected failure is raised as `asinwatch.cli.CliError` (one line, non-zero exit).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Annotated
+
+import typer
+
+from asinwatch.config import get_settings
+
+ingest_app = typer.Typer(help="Ingestion runs: start, watch, list, replay.", no_args_is_help=True)
+
+FINAL = ("succeeded", "partial", "failed", "cancelled")
+
+
+def _cli_error(message: str, code: int = 2) -> Exception:
+    from asinwatch.cli import CliError
+
+    return CliError(message, code)
+
+
+def _run_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise _cli_error(f"invalid run id {value!r}: expected a UUID") from None
+
+
+@contextmanager
+def _service_errors() -> Iterator[None]:
+    """Turn the service's and the broker's errors into one readable line."""
+    from kombu.exceptions import OperationalError as BrokerError
+    from redis.exceptions import RedisError
+
+    from asinwatch.ingestion.service import NothingToIngestError, RunNotFoundError
+
+    try:
+        yield
+    except (NothingToIngestError, RunNotFoundError) as exc:
+        raise _cli_error(str(exc)) from None
+    except (BrokerError, RedisError) as exc:
+        raise _cli_error(f"cannot reach Redis / the broker: {exc}", 1) from None
+
+
+def _parse_asins(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [a.strip() for v in values for a in v.split(",") if a.strip()]
+
+
+@ingest_app.command("run")
+def run_cmd(
+    asins: Annotated[
+        list[str] | None,
+        typer.Option("--asins", help="ASINs (repeat the option or separate with commas)"),
+    ] = None,
+    all_tracked: Annotated[
+        bool, typer.Option("--all", help="Every active tracked product of the marketplace")
+    ] = False,
+    marketplace: Annotated[
+        str | None, typer.Option("--marketplace", "-m", help="e.g. amazon.com")
+    ] = None,
+    kind: Annotated[str, typer.Option(help="product_details or reviews")] = "product_details",
+    job_id: Annotated[
+        str | None, typer.Option("--job-id", help="Idempotency id: the same id never runs twice")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the run with a progress bar")
+    ] = False,
+) -> None:
+    """Start an ingestion run (product details of the given or all tracked ASINs)."""
+    from asinwatch.ingestion import service
+    from asinwatch.kit.db import session_scope
+
+    wanted = _parse_asins(asins)
+    if bool(wanted) == all_tracked:
+        raise _cli_error("give --asins A,B,... or --all (exactly one)")
+    if kind not in service.BATCH_TASKS:
+        raise _cli_error(f"unknown --kind {kind!r}: use product_details or reviews")
+    with _service_errors():
+        with session_scope() as session:
+            run, created = service.prepare_run(
+                session,
+                marketplace=marketplace,
+                asins=wanted,
+                all_tracked=all_tracked,
+                trigger="manual",
+                job_id=job_id,
+                kind=kind,  # type: ignore[arg-type]
+            )
+        if created:
+            service.enqueue_run_sync(run.id)
+    verb = "started" if created else "already exists:"
+    typer.echo(
+        f"run {run.id} {verb} job {run.job_id}, {run.asins_requested} ASINs"
+        f" in {run.batches_total} batches"
+    )
+    if wait:
+        status = follow(run.id)
+        if status != "succeeded":
+            raise typer.Exit(1)
+
+
+def follow(run_id: uuid.UUID, poll_s: float = 0.5) -> str:
+    """Show a progress bar until the run is final; returns its status."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from asinwatch.ingestion import repository
+    from asinwatch.kit.db import session_scope
+
+    console = Console(stderr=True)
+    started = time.monotonic()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} batches"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("ingest", total=None, info="")
+        while True:
+            with session_scope() as session:
+                run = repository.get_run(session, run_id)
+            if run is None:
+                raise _cli_error(f"no ingestion run {run_id}")
+            elapsed = max(time.monotonic() - started, 1e-6)
+            done_asins = run.asins_succeeded + run.asins_quarantined + run.asins_failed
+            info = (
+                f"{done_asins / elapsed:.1f} ASINs/s  failures {run.asins_failed}"
+                f"  quarantined {run.asins_quarantined}  cost ${Decimal(run.cost_usd):.4f}"
+            )
+            bar.update(
+                task,
+                total=run.batches_total,
+                completed=run.batches_done,
+                description=run.status,
+                info=info,
+            )
+            if run.status in FINAL:
+                break
+            time.sleep(poll_s)
+    typer.echo(
+        f"run {run.id} {run.status}: {run.asins_succeeded} succeeded,"
+        f" {run.asins_quarantined} quarantined, {run.asins_failed} failed,"
+        f" cost ${Decimal(run.cost_usd):.4f}"
+    )
+    return run.status
+
+
+@ingest_app.command("runs")
+def runs_cmd(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many")] = 20,
+) -> None:
+    """List recent ingestion runs, newest first."""
+    from asinwatch.ingestion import repository
+    from asinwatch.kit.db import session_scope
+
+    with session_scope() as session:
+        runs = repository.list_runs(session, limit)
+    typer.echo(
+        "id\tjob_id\tstatus\ttrigger\tmarketplace\trequested\tsucceeded\tquarantined"
+        "\tfailed\tbatches\tcost_usd\tduration_s\tcreated_at"
+    )
+    for r in runs:
+        duration = (
+            f"{(r.finished_at - r.started_at).total_seconds():.1f}"
+            if r.finished_at and r.started_at
+            else "-"
+        )
+        typer.echo(
+            f"{r.id}\t{r.job_id}\t{r.status}\t{r.trigger}\t{r.marketplace}\t{r.asins_requested}"
+            f"\t{r.asins_succeeded}\t{r.asins_quarantined}\t{r.asins_failed}"
+            f"\t{r.batches_done}/{r.batches_total}\t{Decimal(r.cost_usd):.4f}\t{duration}"
+            f"\t{r.created_at.isoformat(timespec='seconds')}"
+        )
+
+
+@ingest_app.command("replay")
+def replay_cmd(
+    run_id: Annotated[str | None, typer.Argument(help="Re-promote this run from staging")] = None,
+    dead_letter: Annotated[
+        int | None, typer.Option("--dead-letter", help="Re-enqueue this dead batch (fetch again)")
+    ] = None,
+) -> None:
+    """Re-promote a run from staging (no upstream call), or re-enqueue a dead letter."""
+    from asinwatch.ingestion import service
+
+    if (run_id is None) == (dead_letter is None):
+        raise _cli_error("give RUN_ID or --dead-letter ID (exactly one)")
+    with _service_errors():
+        if dead_letter is not None:
+            letter = service.replay_dead_letter(dead_letter)
+            typer.echo(
+                f"dead letter {letter.id} replayed: batch {letter.batch_no} of run"
+                f" {letter.run_id} is queued again"
+            )
+            return
+        assert run_id is not None
+        report = service.replay_run(_run_id(run_id))
+    skipped = ", ".join(f"{no} ({why})" for no, why in sorted(report.skipped.items()))
+    typer.echo(
+        f"run {report.run_id}: re-promoted {len(report.promoted)} batch(es) from staging"
+        + (f"; skipped {skipped}" if skipped else "")
+    )
+
+
+@ingest_app.command("dead-letters")
+def dead_letters_cmd(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many")] = 50,
+    include_replayed: Annotated[
+        bool, typer.Option("--all", help="Include letters already replayed")
+    ] = False,
+) -> None:
+    """List dead letters (batches that failed for good), newest first."""
+    from asinwatch.ingestion import repository
+    from asinwatch.kit.db import session_scope
+
+    with session_scope() as session:
+        letters = repository.list_dead_letters(session, limit, open_only=not include_replayed)
+    typer.echo("id\trun_id\tbatch_no\tattempts\tcreated_at\treplayed_at\terror")
+    for d in letters:
+        replayed = d.replayed_at.isoformat(timespec="seconds") if d.replayed_at else "-"
+        error = " ".join(d.error.split())[:160]
+        typer.echo(
+            f"{d.id}\t{d.run_id}\t{d.batch_no}\t{d.attempts}"
+            f"\t{d.created_at.isoformat(timespec='seconds')}\t{replayed}\t{error}"
+        )
+
+
+@ingest_app.callback()
+def _require_database() -> None:
+    if not get_settings().database.url:
+        raise _cli_error(
+            "no database configured: set ASINWATCH_DATABASE__URL or run `asinwatch up`"
+        )

@@ -1,0 +1,227 @@
+"""One delivery of a batch task, start to end: lock, count the attempt, fetch, stage, promote.
+
+Exactly-once effects on top of at-least-once delivery (acks_late + reject_on_worker_lost):
+- a session-level advisory lock per batch (`repository.batch_lock`): a duplicate delivery
+  while another is working returns at once; a killed worker's lock dies with its connection;
+- the attempt is counted and committed before any work; past `broker.task_max_attempts` the
+  batch is parked as dead (dead letter + alert) instead of being tried forever;
+- promoted -> no-op; fetched -> promote from staging without calling upstream; otherwise
+  fetch again (staging replaces the batch's earlier staged rows);
+- staging and promotion are each one transaction guarded by SELECT ... FOR UPDATE.
+
+Upstream calls go through the global adaptive rate limiter and the global bound on batches in
+flight (ratelimit.py), wired into the adapter's `before_request` / `on_rate_limited` hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import redis.asyncio as aioredis
+import structlog
+
+from asinwatch.config import Settings, get_settings
+from asinwatch.ingestion import flows, repository
+from asinwatch.ingestion.promotion import promote_batch
+from asinwatch.ingestion.ratelimit import AdaptiveRateLimiter, BatchSlots, LimiterConfig
+from asinwatch.ingestion.repository import BatchClaim
+from asinwatch.ingestion.sources import (
+    ApifyBudgetExceededError,
+    ApifyClientError,
+    ApifySource,
+    DisallowedHostError,
+    InvalidBatchError,
+)
+from asinwatch.ingestion.staging import StagedFetch, stage_batch
+from asinwatch.kit.db import session_scope
+from asinwatch.observability.metrics import DEAD_LETTERS, INGEST_ASINS, INGEST_BATCHES
+
+log = structlog.get_logger(__name__)
+
+# Errors retrying cannot fix: the batch goes to the dead letters at once.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    InvalidBatchError,
+    DisallowedHostError,
+    ApifyClientError,
+    ApifyBudgetExceededError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    status: str  # promoted | noop | busy | missing | dead | retry
+    retry_in_s: float | None = None
+    error: str | None = None
+
+
+class LimiterHooks:
+    """The adapter's hooks: wait for the global limiter, renew the batch slot, adapt on 429.
+
+    A request that was not answered 429 counts as a success for the additive recovery; it is
+    booked when the next request starts (or at `finish`), since the adapter has no success hook.
+    """
+
+    def __init__(self, limiter: AdaptiveRateLimiter, slots: BatchSlots, token: str) -> None:
+        self._limiter = limiter
+        self._slots = slots
+        self._token = token
+        self._unbooked = False
+
+    async def before_request(self) -> None:
+        if self._unbooked:
+            await self._limiter.on_success()
+        self._unbooked = True
+        await self._slots.renew(self._token)
+        await self._limiter.acquire()
+
+    async def on_rate_limited(self) -> None:
+        self._unbooked = False
+        await self._limiter.on_rate_limited()
+
+    async def finish(self) -> None:
+        if self._unbooked:
+            await self._limiter.on_success()
+            self._unbooked = False
+
+
+def limiter_for(client: aioredis.Redis, s: Settings) -> AdaptiveRateLimiter:
+    config = LimiterConfig(rate_per_s=s.ingest.rate_limit_per_s, burst=s.ingest.rate_limit_burst)
+    return AdaptiveRateLimiter(client, s.redis.key_prefix, "apify", config)
+
+
+async def fetch_batch(claim: BatchClaim, s: Settings) -> list[StagedFetch]:
+    """Call upstream for one batch under the global limits (products, then reviews)."""
+    assert s.redis.url, "the global rate limiter needs Redis"
+    client = aioredis.Redis.from_url(s.redis.url, socket_timeout=max(s.redis.socket_timeout_s, 5))
+    lease_s = s.apify.request_timeout_s + s.apify.poll_wait_s + s.apify.backoff_max_s + 10
+    slots = BatchSlots(client, s.redis.key_prefix, s.ingest.max_concurrent_batches, lease_s)
+    token = await slots.acquire()
+    hooks = LimiterHooks(limiter_for(client, s), slots, token)
+    fetches: list[StagedFetch] = []
+    try:
+        async with ApifySource(
+            s.apify, before_request=hooks.before_request, on_rate_limited=hooks.on_rate_limited
+        ) as source:
+            if claim.kind == "product_details":
+                result = await source.fetch_products(claim.marketplace, claim.asins)
+                fetches.append(StagedFetch("product", f"apify:{s.apify.product_actor}", result))
+            if claim.kind == "reviews" or s.ingest.fetch_reviews:
+                result = await source.fetch_reviews(claim.marketplace, claim.asins)
+                fetches.append(StagedFetch("review", f"apify:{s.apify.reviews_actor}", result))
+        await hooks.finish()
+    finally:
+        await slots.release(token)
+        await client.aclose()
+    return fetches
+
+
+def retry_delay(attempt: int, s: Settings) -> float:
+    """Full-jitter exponential backoff between task attempts (below the visibility timeout)."""
+    cap = min(s.apify.backoff_max_s, s.apify.backoff_base_s * 2**attempt)
+    return random.uniform(cap / 2, cap)
+
+
+def _park(claim: BatchClaim, task_name: str, error: str, cost: Decimal) -> BatchOutcome:
+    with session_scope() as session:
+        letter = repository.park_dead(
+            session, claim, task_name=task_name, error=error, cost_usd=cost
+        )
+    if letter is not None:
+        DEAD_LETTERS.labels(task_name).inc()
+        INGEST_BATCHES.labels("dead").inc()
+        INGEST_ASINS.labels(claim.kind, "failed").inc(len(claim.asins))
+        log.error("batch parked as dead letter", dead_letter_id=letter, error=error[:300])
+    return BatchOutcome("dead", error=error)
+
+
+def _failed(claim: BatchClaim, task_name: str, exc: BaseException, s: Settings) -> BatchOutcome:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    cost = Decimal(str(getattr(exc, "cost_usd", 0) or 0))
+    if isinstance(exc, PERMANENT_ERRORS):
+        return _park(claim, task_name, error, cost)
+    if claim.attempts >= s.broker.task_max_attempts:
+        return _park(claim, task_name, f"attempts exhausted ({claim.attempts}): {error}", cost)
+    with session_scope() as session:
+        repository.mark_batch_failed(session, claim.run_id, claim.batch_no, error, cost)
+    INGEST_BATCHES.labels("retry").inc()
+    delay = retry_delay(claim.attempts, s)
+    log.warning("batch attempt failed; will retry", error=error[:300], retry_in_s=round(delay, 2))
+    return BatchOutcome("retry", retry_in_s=delay, error=error)
+
+
+def run_batch(run_id: uuid.UUID, batch_no: int, task_name: str) -> BatchOutcome:
+    """Everything one delivery does for a batch; the caller schedules a retry if asked."""
+    s = get_settings()
+    with repository.batch_lock(run_id, batch_no) as got:
+        if not got:
+            log.info("batch is being processed by another delivery")
+            return BatchOutcome("busy")
+        with session_scope() as session:
+            claim = repository.claim_batch(session, run_id, batch_no, s.broker.task_max_attempts)
+        if claim is None:
+            return BatchOutcome("missing")
+        structlog.contextvars.bind_contextvars(job_id=claim.job_id, attempt=claim.attempts)
+        if claim.action == "noop":
+            return BatchOutcome("noop")
+        if claim.action == "exhausted":
+            why = f"attempts exhausted ({claim.attempts}); last error: {claim.last_error}"
+            outcome = _park(claim, task_name, why, Decimal(0))
+        else:
+            outcome = _fetch_and_promote(claim, task_name, s)
+    if outcome.status in ("promoted", "dead"):
+        finish_run(run_id)
+    return outcome
+
+
+def _fetch_and_promote(claim: BatchClaim, task_name: str, s: Settings) -> BatchOutcome:
+    if claim.action == "fetch":
+        try:
+            fetches = asyncio.run(fetch_batch(claim, s))
+        except Exception as exc:
+            return _failed(claim, task_name, exc, s)
+        with session_scope() as session:
+            staged = stage_batch(
+                session,
+                run_id=claim.run_id,
+                batch_no=claim.batch_no,
+                marketplace=claim.marketplace,
+                fetches=fetches,
+            )
+        if not staged:
+            return BatchOutcome("noop")
+    try:
+        with session_scope() as session:
+            result = promote_batch(session, claim.run_id, claim.batch_no)
+    except Exception as exc:
+        log.exception("batch promotion failed")
+        return _failed(claim, task_name, exc, s)
+    if result is None:
+        return BatchOutcome("noop")
+    out = result.outcome
+    INGEST_BATCHES.labels("promoted").inc()
+    for outcome, n in (("succeeded", out.succeeded), ("quarantined", out.quarantined)):
+        INGEST_ASINS.labels(claim.kind, outcome).inc(n)
+    INGEST_ASINS.labels(claim.kind, "failed").inc(out.failed)
+    log.info(
+        "batch promoted",
+        succeeded=out.succeeded,
+        quarantined=out.quarantined,
+        failed=out.failed,
+        quarantine=result.quarantine_codes,
+    )
+    return BatchOutcome("promoted")
+
+
+def finish_run(run_id: uuid.UUID) -> str | None:
+    """Close the run if every batch is final; the winner calls the after-run hook once."""
+    with session_scope() as session:
+        status = repository.finalise_run(session, run_id)
+    if status is not None:
+        log.info("ingest run finished", run_id=str(run_id), status=status)
+        if get_settings().ingest.after_run_hook:
+            flows.after_run_promoted(run_id)
+    return status

@@ -1,0 +1,445 @@
+"""SQL of the ingestion run/batch state machine (sync SQLAlchemy sessions; never commits).
+
+The async service reaches these through `AsyncSession.run_sync`, the Celery tasks and the CLI
+through `session_scope()`, so each rule is written once. Transitions of a batch:
+
+    pending -> fetching -> fetched -> promoted
+         \\-> failed (a retry is scheduled) -> fetching ...
+    any non-final state -> dead (non-retryable error or attempts exhausted)
+
+`attempts` is incremented in its own committed transaction before any work, because Redis
+keeps no redelivery counter: a batch that kills its worker every time is parked as dead.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from sqlalchemy.types import Text
+
+from asinwatch.ingestion.models import DeadLetter, IngestBatch, IngestRun
+from asinwatch.kit.db import database_url
+
+FINAL_BATCH = ("promoted", "dead")
+OPEN_RUN = ("queued", "running")
+
+
+# ---------------------------------------------------------------- connections and locks
+
+
+def psycopg_url() -> str:
+    """The configured database as a libpq URL (for the dedicated lock connection)."""
+    return make_url(database_url()).set(drivername="postgresql").render_as_string(False)
+
+
+@contextmanager
+def batch_lock(run_id: uuid.UUID, batch_no: int) -> Iterator[bool]:
+    """A session-level advisory lock on one batch, held on its own connection.
+
+    Yields False when another delivery holds it. PostgreSQL releases the lock when the holder's
+    connection drops, so a worker killed with SIGKILL never leaves a batch locked.
+    """
+    with psycopg.connect(psycopg_url(), autocommit=True, connect_timeout=5) as conn:
+        key = f"asinwatch.ingest-batch:{run_id}:{batch_no}"
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
+        got = bool(row.fetchone()[0])  # type: ignore[index]
+        try:
+            yield got
+        finally:
+            if got and not conn.closed:
+                conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+
+
+def _loads(data: str | bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:  # e.g. a number orjson cannot hold: the stdlib can
+        return json.loads(data)
+
+
+def _dumps(obj: Any) -> str:
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:  # e.g. an integer wider than 64 bits
+        return json.dumps(obj, default=str)
+
+
+def raw_connection(session: Session) -> psycopg.Connection[Any]:
+    """The psycopg connection under a sync session (for COPY inside its transaction).
+
+    Its JSON goes through orjson: staged payloads are parsed again at every promotion.
+    """
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    set_json_loads(_loads, driver)
+    set_json_dumps(_dumps, driver)
+    return driver
+
+
+# ---------------------------------------------------------------- runs
+
+
+def chunk(asins: Sequence[str], size: int) -> list[list[str]]:
+    return [list(asins[i : i + size]) for i in range(0, len(asins), size)]
+
+
+def create_run(
+    session: Session,
+    *,
+    job_id: str,
+    trigger: str,
+    kind: str,
+    marketplace: str,
+    asins: Sequence[str],
+    batch_size: int,
+    params: dict[str, Any],
+) -> tuple[IngestRun, bool]:
+    """Insert a run and its batches; an existing job id returns (that run, False)."""
+    run_id = uuid.uuid4()
+    batches = chunk(asins, batch_size)
+    inserted = session.execute(
+        text(
+            "INSERT INTO core.ingest_runs (id, job_id, trigger, kind, marketplace, status,"
+            " asins_requested, asins_succeeded, asins_quarantined, asins_failed, batches_total,"
+            " batches_done, cost_usd, params) VALUES (:id, :job, :trigger, :kind, :mkt, 'queued',"
+            " :n, 0, 0, 0, :nb, 0, 0, :params) ON CONFLICT (job_id) DO NOTHING RETURNING id"
+        ),
+        {
+            "id": run_id,
+            "job": job_id,
+            "trigger": trigger,
+            "kind": kind,
+            "mkt": marketplace,
+            "n": len(asins),
+            "nb": len(batches),
+            "params": Jsonb(params),
+        },
+    ).scalar_one_or_none()
+    if inserted is None:
+        existing = session.execute(select(IngestRun).where(IngestRun.job_id == job_id)).scalar_one()
+        return existing, False
+    stmt = text(
+        "INSERT INTO core.ingest_batches (run_id, batch_no, asins, status, attempts, succeeded,"
+        " quarantined, failed, cost_usd) VALUES (:run, :no, :asins, 'pending', 0, 0, 0, 0, 0)"
+    ).bindparams(bindparam("asins", type_=ARRAY(Text)))
+    session.execute(stmt, [{"run": run_id, "no": i, "asins": b} for i, b in enumerate(batches)])
+    run = session.get(IngestRun, run_id)
+    assert run is not None
+    return run, True
+
+
+def get_run(session: Session, run_id: uuid.UUID) -> IngestRun | None:
+    return session.get(IngestRun, run_id, populate_existing=True)
+
+
+def list_runs(session: Session, limit: int, before: datetime | None = None) -> list[IngestRun]:
+    q = select(IngestRun).order_by(IngestRun.created_at.desc(), IngestRun.id).limit(limit)
+    if before is not None:
+        q = q.where(IngestRun.created_at < before)
+    return list(session.execute(q).scalars())
+
+
+def list_batches(session: Session, run_id: uuid.UUID) -> list[IngestBatch]:
+    q = select(IngestBatch).where(IngestBatch.run_id == run_id).order_by(IngestBatch.batch_no)
+    return list(session.execute(q).scalars())
+
+
+def mark_run_running(session: Session, run_id: uuid.UUID) -> bool:
+    return (
+        session.execute(
+            text(
+                "UPDATE core.ingest_runs SET status = 'running', started_at = COALESCE("
+                "started_at, now()) WHERE id = :id AND status = 'queued' RETURNING id"
+            ),
+            {"id": run_id},
+        ).scalar_one_or_none()
+        is not None
+    )
+
+
+def active_asins(session: Session, marketplace: str, sample: int | None = None) -> list[str]:
+    """Active tracked ASINs of a marketplace (all in ASIN order, or a random sample)."""
+    sql = "SELECT asin FROM core.products WHERE marketplace = :m AND tracking_state = 'active'"
+    sql += " ORDER BY random() LIMIT :n" if sample else " ORDER BY asin"
+    return list(session.execute(text(sql), {"m": marketplace, "n": sample}).scalars())
+
+
+def marketplaces_with_active(session: Session) -> list[str]:
+    return list(
+        session.execute(
+            text(
+                "SELECT DISTINCT marketplace FROM core.products WHERE tracking_state = 'active'"
+                " ORDER BY marketplace"
+            )
+        ).scalars()
+    )
+
+
+def finalise_run(session: Session, run_id: uuid.UUID) -> str | None:
+    """Close a run whose batches are all promoted or dead; returns the new status.
+
+    The conditional UPDATE is the guard: of two workers finishing the last two batches, only
+    one gets a row back, so the after-run hook fires exactly once per completion.
+    """
+    return session.execute(
+        text(
+            "UPDATE core.ingest_runs r SET finished_at = now(), status = CASE"
+            " WHEN d.dead = 0 THEN 'succeeded' WHEN d.dead < r.batches_total THEN 'partial'"
+            " ELSE 'failed' END"
+            " FROM (SELECT count(*) FILTER (WHERE status = 'dead') AS dead,"
+            "       count(*) FILTER (WHERE status NOT IN ('promoted','dead')) AS open"
+            "       FROM core.ingest_batches WHERE run_id = :id) d"
+            " WHERE r.id = :id AND r.status IN ('queued','running') AND d.open = 0"
+            " RETURNING r.status"
+        ),
+        {"id": run_id},
+    ).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------- batches
+
+
+@dataclass(frozen=True, slots=True)
+class BatchClaim:
+    """What a delivery of a batch task should do."""
+
+    action: str  # "noop" | "fetch" | "promote" | "exhausted"
+    run_id: uuid.UUID
+    batch_no: int
+    marketplace: str
+    kind: str
+    asins: list[str]
+    attempts: int
+    job_id: str
+    last_error: str | None = None
+
+
+def claim_batch(
+    session: Session, run_id: uuid.UUID, batch_no: int, max_attempts: int
+) -> BatchClaim | None:
+    """Count this delivery as an attempt and decide what it does (commit right after)."""
+    row = session.execute(
+        text(
+            "SELECT b.status, b.attempts, b.asins, b.error, r.marketplace, r.kind, r.job_id"
+            " FROM core.ingest_batches b JOIN core.ingest_runs r ON r.id = b.run_id"
+            " WHERE b.run_id = :r AND b.batch_no = :b FOR UPDATE OF b"
+        ),
+        {"r": run_id, "b": batch_no},
+    ).one_or_none()
+    if row is None:
+        return None
+    status, attempts, asins, error, market, kind, job_id = row
+    base = {
+        "run_id": run_id,
+        "batch_no": batch_no,
+        "marketplace": market,
+        "kind": kind,
+        "asins": list(asins),
+        "job_id": job_id,
+    }
+    if status in FINAL_BATCH:
+        return BatchClaim("noop", attempts=attempts, **base)
+    if attempts >= max_attempts:
+        return BatchClaim("exhausted", attempts=attempts, last_error=error, **base)
+    session.execute(
+        text(
+            "UPDATE core.ingest_batches SET attempts = attempts + 1,"
+            " status = CASE WHEN status = 'fetched' THEN 'fetched' ELSE 'fetching' END,"
+            " started_at = COALESCE(started_at, now()) WHERE run_id = :r AND batch_no = :b"
+        ),
+        {"r": run_id, "b": batch_no},
+    )
+    action = "promote" if status == "fetched" else "fetch"
+    return BatchClaim(action, attempts=attempts + 1, **base)
+
+
+def mark_batch_failed(
+    session: Session, run_id: uuid.UUID, batch_no: int, error: str, cost_usd: Decimal
+) -> None:
+    """A retryable failure: the batch waits for its retry (cost already spent is recorded)."""
+    session.execute(
+        text(
+            "UPDATE core.ingest_batches SET status = 'failed', error = :e,"
+            " cost_usd = cost_usd + :c WHERE run_id = :r AND batch_no = :b"
+            " AND status NOT IN ('promoted','dead')"
+        ),
+        {"r": run_id, "b": batch_no, "e": error[:2000], "c": cost_usd},
+    )
+    if cost_usd:
+        session.execute(
+            text("UPDATE core.ingest_runs SET cost_usd = cost_usd + :c WHERE id = :r"),
+            {"r": run_id, "c": cost_usd},
+        )
+
+
+def stalled_batches(session: Session, *, include_pending: bool) -> list[tuple[uuid.UUID, int, str]]:
+    """Unfinished batches of open runs: (run id, batch no, run kind), for re-dispatch."""
+    # A worker restart re-sends every unfinished batch (duplicates are no-ops); the periodic
+    # sweep only touches batches that started a while ago and are not locked by a live worker.
+    states = ["fetching", "fetched", "failed"] + (["pending"] if include_pending else [])
+    rows = session.execute(
+        text(
+            "SELECT b.run_id, b.batch_no, r.kind FROM core.ingest_batches b"
+            " JOIN core.ingest_runs r ON r.id = b.run_id"
+            " WHERE r.status IN ('queued','running') AND b.status = ANY(:s)"
+            " AND (:all OR b.started_at < now() - interval '2 minutes')"
+            " ORDER BY r.created_at, b.batch_no"
+        ),
+        {"s": states, "all": include_pending},
+    ).all()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def queued_runs_older_than(session: Session, seconds: int) -> list[uuid.UUID]:
+    return list(
+        session.execute(
+            text(
+                "SELECT id FROM core.ingest_runs WHERE status = 'queued'"
+                " AND created_at < now() - make_interval(secs => :s)"
+            ),
+            {"s": seconds},
+        ).scalars()
+    )
+
+
+# ---------------------------------------------------------------- dead letters
+
+
+def park_dead(
+    session: Session,
+    claim: BatchClaim,
+    *,
+    task_name: str,
+    error: str,
+    cost_usd: Decimal = Decimal(0),
+) -> int | None:
+    """Batch -> dead, a dead-letter row and a critical pipeline alert (one open, bumped).
+
+    Returns the dead letter id, or None if the batch had already reached a final state.
+    """
+    moved = session.execute(
+        text(
+            "UPDATE core.ingest_batches SET status = 'dead', error = :e, succeeded = 0,"
+            " quarantined = 0, failed = cardinality(asins), cost_usd = cost_usd + :c"
+            " WHERE run_id = :r AND batch_no = :b AND status NOT IN ('promoted','dead')"
+            " RETURNING cardinality(asins)"
+        ),
+        {"r": claim.run_id, "b": claim.batch_no, "e": error[:2000], "c": cost_usd},
+    ).scalar_one_or_none()
+    if moved is None:
+        return None
+    session.execute(
+        text(
+            "UPDATE core.ingest_runs SET asins_failed = asins_failed + :n,"
+            " batches_done = batches_done + 1, cost_usd = cost_usd + :c, error = :e"
+            " WHERE id = :r"
+        ),
+        {"r": claim.run_id, "n": moved, "c": cost_usd, "e": error[:2000]},
+    )
+    letter = DeadLetter(
+        task_name=task_name,
+        run_id=claim.run_id,
+        batch_no=claim.batch_no,
+        payload={
+            "run_id": str(claim.run_id),
+            "batch_no": claim.batch_no,
+            "job_id": claim.job_id,
+            "marketplace": claim.marketplace,
+            "kind": claim.kind,
+            "asins": claim.asins,
+        },
+        error=error[:2000],
+        attempts=claim.attempts,
+    )
+    session.add(letter)
+    session.flush()
+    raise_dead_letter_alert(session, claim.marketplace, claim.run_id, letter.id, error)
+    return letter.id
+
+
+def raise_dead_letter_alert(
+    session: Session, marketplace: str, run_id: uuid.UUID, letter_id: int, error: str
+) -> None:
+    """Open the pipeline alert, or bump the open one (one open per marketplace, '-', type)."""
+    details = Jsonb({"dead_letter_id": letter_id, "run_id": str(run_id), "error": error[:500]})
+    alert_id, inserted = session.execute(
+        text(
+            "INSERT INTO core.alerts (marketplace, asin, alert_type, severity, status, title,"
+            " details, occurrences, run_id) VALUES (:m, '-', 'ingest_dead_letter', 'critical',"
+            " 'open', :t, :d, 1, :r)"
+            " ON CONFLICT (marketplace, asin, alert_type) WHERE status <> 'resolved'"
+            " DO UPDATE SET occurrences = core.alerts.occurrences + 1, last_seen_at = now(),"
+            " details = EXCLUDED.details, run_id = EXCLUDED.run_id"
+            " RETURNING id, (xmax = 0)"
+        ),
+        {
+            "m": marketplace,
+            "t": f"Ingestion batch failed for good on {marketplace}",
+            "d": details,
+            "r": run_id,
+        },
+    ).one()
+    session.execute(
+        text(
+            "INSERT INTO core.alert_events (alert_id, event, actor, details)"
+            " VALUES (:a, :e, 'ingestion', :d)"
+        ),
+        {"a": alert_id, "e": "opened" if inserted else "repeated", "d": details},
+    )
+
+
+def list_dead_letters(session: Session, limit: int, *, open_only: bool) -> list[DeadLetter]:
+    q = select(DeadLetter).order_by(DeadLetter.created_at.desc(), DeadLetter.id.desc()).limit(limit)
+    if open_only:
+        q = q.where(DeadLetter.replayed_at.is_(None))
+    return list(session.execute(q).scalars())
+
+
+def reopen_dead_batch(session: Session, letter_id: int) -> DeadLetter | None:
+    """Mark a dead letter replayed and put its batch back to pending with fresh attempts.
+
+    The run's counters forget the batch's failure and the run is open again, so the batch's
+    promotion (or a new death) finalises it like any other.
+    """
+    letter = session.get(DeadLetter, letter_id, with_for_update=True)
+    if letter is None or letter.run_id is None or letter.batch_no is None:
+        return None
+    failed = session.execute(
+        text(
+            "SELECT failed FROM core.ingest_batches WHERE run_id = :r AND batch_no = :b"
+            " AND status = 'dead' FOR UPDATE"
+        ),
+        {"r": letter.run_id, "b": letter.batch_no},
+    ).scalar_one_or_none()
+    session.execute(
+        text(
+            "UPDATE core.ingest_batches SET status = 'pending', attempts = 0, error = NULL,"
+            " failed = 0 WHERE run_id = :r AND batch_no = :b AND status = 'dead'"
+        ),
+        {"r": letter.run_id, "b": letter.batch_no},
+    )
+    if failed is not None:
+        session.execute(
+            text(
+                "UPDATE core.ingest_runs SET asins_failed = GREATEST(asins_failed - :n, 0),"
+                " batches_done = GREATEST(batches_done - 1, 0), status = 'running',"
+                " finished_at = NULL WHERE id = :r"
+            ),
+            {"r": letter.run_id, "n": failed},
+        )
+    letter.replayed_at = session.execute(text("SELECT now()")).scalar_one()
+    return letter
