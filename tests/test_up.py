@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 pytestmark = pytest.mark.xdist_group("embedded")
@@ -30,7 +31,7 @@ def _start(data_dir: Path, port: int) -> subprocess.Popen[str]:
             "ASINWATCH_DATA_DIR": str(data_dir),
             "ASINWATCH_API__PORT": str(port),
             "ASINWATCH_SIMULATOR__PORT": str(_free_port()),
-            "ASINWATCH_UP__DEMO": "false",
+            "ASINWATCH_UP__DEMO_PRODUCTS": "4",
         }
     )
     return subprocess.Popen(
@@ -60,6 +61,24 @@ def _wait_ready(
     raise AssertionError("asinwatch up never became healthy")
 
 
+def _wait_demo_ingested(data_dir: Path, timeout_s: float = 120) -> tuple[int, int]:
+    """(tracked products, products with a latest metric) once the demo run has finished."""
+    deadline = time.monotonic() + timeout_s
+    dsn = f"host={data_dir / 'pg'} dbname=asinwatch user=postgres"
+    while time.monotonic() < deadline:
+        with psycopg.connect(dsn) as conn:
+            run = conn.execute(
+                "SELECT status FROM core.ingest_runs WHERE job_id = 'demo:initial'"
+            ).fetchone()
+            if run and run[0] in ("succeeded", "partial", "failed"):
+                products = conn.execute("SELECT count(*) FROM core.products").fetchone()
+                latest = conn.execute("SELECT count(*) FROM mart.product_latest").fetchone()
+                assert products is not None and latest is not None
+                return int(products[0]), int(latest[0])
+        time.sleep(1)
+    raise AssertionError("the demo ingestion run did not finish")
+
+
 def _stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
@@ -71,6 +90,8 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     proc = _start(tmp_path, port)
     try:
         body = _wait_ready(port, proc)
+        # The demo catalogue went through the real adapter, the simulator and the worker.
+        products, latest = _wait_demo_ingested(tmp_path)
     finally:
         out = _stop(proc)
     deps = body["dependencies"]
@@ -80,6 +101,8 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     assert "asinwatch stopped" in out
     assert "Traceback" not in out
     assert (tmp_path / "pg" / "PG_VERSION").exists()
+    assert products == 12  # 4 own products, 2 competitors each
+    assert latest >= 10  # a block page may quarantine one or two
 
     # The second run reuses the same data folder (the database survives).
     port2 = _free_port()
