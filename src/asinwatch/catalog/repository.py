@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,3 +91,54 @@ async def delete_competitor_links(session: AsyncSession, marketplace: str, asin:
         )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def list_competitor_links(
+    session: AsyncSession,
+    marketplace: str,
+    asin: str,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[CompetitorLink]:
+    """The competitors of one product, by competitor ASIN (keyset pagination on it)."""
+    stmt = (
+        select(CompetitorLink)
+        .where(CompetitorLink.marketplace == marketplace, CompetitorLink.asin == asin)
+        .order_by(CompetitorLink.competitor_asin)
+    )
+    if after is not None:
+        stmt = stmt.where(CompetitorLink.competitor_asin > after)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+async def upsert_competitor_link(
+    session: AsyncSession, marketplace: str, asin: str, competitor_asin: str, note: str | None
+) -> CompetitorLink:
+    """Create the link (or update its note); both products must exist."""
+    stmt = (
+        insert(CompetitorLink)
+        .values(marketplace=marketplace, asin=asin, competitor_asin=competitor_asin, note=note)
+        .on_conflict_do_update(
+            index_elements=["marketplace", "asin", "competitor_asin"],
+            set_={"note": note, "updated_at": func.now()},
+        )
+        .returning(CompetitorLink)
+    )
+    link = (await session.scalars(stmt, execution_options={"populate_existing": True})).one()
+    return link
+
+
+async def delete_competitor_link(
+    session: AsyncSession, marketplace: str, asin: str, competitor_asin: str
+) -> bool:
+    result = await session.execute(
+        delete(CompetitorLink).where(
+            CompetitorLink.marketplace == marketplace,
+            CompetitorLink.asin == asin,
+            CompetitorLink.competitor_asin == competitor_asin,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

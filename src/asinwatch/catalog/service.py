@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asinwatch.catalog import repository
 from asinwatch.catalog.marketplaces import get_marketplace, normalise_asin
-from asinwatch.catalog.models import Product
+from asinwatch.catalog.models import CompetitorLink, Product
 from asinwatch.catalog.schemas import ProductIn
 
 
@@ -66,3 +66,48 @@ async def untrack(session: AsyncSession, marketplace: str, asins: Sequence[str])
 async def tracked(session: AsyncSession, marketplace: str | None = None) -> list[Product]:
     market = get_marketplace(marketplace).domain if marketplace else None
     return await repository.list_products(session, market)
+
+
+class ProductNotFoundError(LookupError):
+    """No product with that (marketplace, ASIN)."""
+
+
+class SelfLinkError(ValueError):
+    """A product cannot be its own competitor."""
+
+
+async def link_competitor(
+    session: AsyncSession, marketplace: str, asin: str, competitor_asin: str, note: str | None
+) -> CompetitorLink:
+    """Link `competitor_asin` to our product `asin`; the competitor is tracked (not own) when
+    it is new, and re-activated when it was untracked."""
+    market = get_marketplace(marketplace).domain
+    asin, competitor_asin = normalise_asin(asin), normalise_asin(competitor_asin)
+    if asin == competitor_asin:
+        raise SelfLinkError("a product cannot be its own competitor")
+    if await repository.get_product(session, market, asin) is None:
+        raise ProductNotFoundError(f"product {asin} is not known on {market}")
+    competitor = await repository.get_product(session, market, competitor_asin)
+    if competitor is None or competitor.tracking_state == "untracked":
+        await repository.upsert_products(
+            session,
+            market,
+            [
+                ProductIn(
+                    asin=competitor_asin,
+                    marketplace=market,
+                    is_own=competitor.is_own if competitor else False,
+                )
+            ],
+        )
+    return await repository.upsert_competitor_link(session, market, asin, competitor_asin, note)
+
+
+async def unlink_competitor(
+    session: AsyncSession, marketplace: str, asin: str, competitor_asin: str
+) -> bool:
+    """Remove the link (the competitor stays tracked); False when there was none."""
+    market = get_marketplace(marketplace).domain
+    return await repository.delete_competitor_link(
+        session, market, normalise_asin(asin), normalise_asin(competitor_asin)
+    )

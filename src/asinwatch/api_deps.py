@@ -1,0 +1,300 @@
+"""What every /v1 router shares: the DB session, the `marketplace` and ASIN parameters, the
+role dependencies, the documented error responses, and cache-first JSON reads.
+
+Routers stay thin: validate input here (422 problem, never 500), call a service or a query,
+answer with `cached_read` (SWR + ETag + Cache-Control) or `json_response`.
+
+Cache-first reads (`cached_read`): the value is looked up under the architecture's key
+(kit.cache); a stale hit answers at once with ``stale_at`` in the body while one background
+task reloads it; Redis down answers from the database (``X-Cache: bypass``). The ETag is weak
+and computed from the cached value only, so the same data revalidates to 304 whether it is
+served fresh or stale. ``Cache-Control: private, max-age=<fresh>`` and ``Vary: Authorization``:
+the data is per-user-authorised, so no shared cache (edge) may keep it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from asinwatch.auth.dependencies import require_role
+from asinwatch.auth.roles import Principal
+from asinwatch.catalog.marketplaces import MARKETPLACES, normalise_asin
+from asinwatch.config import get_settings
+from asinwatch.kit.cache import Cache, compare_key, product_keys
+from asinwatch.kit.db import async_session_scope
+from asinwatch.kit.etag import dumps, json_response, make_etag
+from asinwatch.kit.pagination import MAX_CURSOR_CHARS, PageParams
+from asinwatch.kit.problems import PROBLEM_MEDIA_TYPE, ProblemError
+
+CACHE_HEADER = "X-Cache"
+# The whole competition view of a product is cached under one compare key with this
+# "competitor" (never an ASIN), so it is invalidated with the product's other keys.
+ALL_COMPETITORS = "all"
+VARY = "Authorization"
+
+# --- roles ---------------------------------------------------------------------------------
+
+Viewer = Annotated[Principal, Depends(require_role("viewer"))]
+Operator = Annotated[Principal, Depends(require_role("operator"))]
+Admin = Annotated[Principal, Depends(require_role("admin"))]
+
+
+# --- problems in the OpenAPI document ------------------------------------------------------
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request (cursor, header)",
+    401: "Missing or invalid bearer token",
+    403: "The token's role is not allowed to do this",
+    404: "Not found",
+    409: "Conflict (a request with this Idempotency-Key is in flight)",
+    413: "Request body too large",
+    422: "Validation failed",
+    429: "Rate limit exceeded (see Retry-After)",
+}
+AUTH_ERRORS = (400, 401, 403, 413, 422, 429)
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the given problem status codes (plus the auth ones)."""
+    return {code: problem_doc(_DESCRIPTIONS[code]) for code in sorted({*AUTH_ERRORS, *codes})}
+
+
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified (If-None-Match matched the ETag)"}
+}
+
+
+# --- database ------------------------------------------------------------------------------
+
+
+async def get_session() -> AsyncIterator[AsyncSession]:
+    """A unit of work per request: committed when the endpoint returns, rolled back on error.
+    Endpoints that invalidate cache keys commit first themselves, then invalidate."""
+    async with async_session_scope() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+# --- parameters ----------------------------------------------------------------------------
+
+MARKETPLACE_PATTERN = "^(?:" + "|".join(re.escape(m) for m in sorted(MARKETPLACES)) + ")$"
+ASIN_PATTERN = r"^(?:[Bb][0-9A-Za-z]{9}|[0-9]{9}[0-9Xx])$"
+
+
+async def marketplace_param(
+    marketplace: Annotated[
+        str | None,
+        Query(
+            pattern=MARKETPLACE_PATTERN,
+            description="Amazon marketplace domain; default: the server's default marketplace",
+            examples=["amazon.com"],
+        ),
+    ] = None,
+) -> str:
+    return marketplace or get_settings().default_marketplace
+
+
+Marketplace = Annotated[str, Depends(marketplace_param)]
+
+
+async def asin_param(
+    asin: Annotated[
+        str, Path(pattern=ASIN_PATTERN, description="ASIN (10 characters)", examples=["B0C1234567"])
+    ],
+) -> str:
+    try:
+        return normalise_asin(asin)
+    except ValueError as exc:  # the pattern makes this unreachable; kept as a guard
+        raise validation_problem(["path", "asin"], str(exc)) from None
+
+
+Asin = Annotated[str, Depends(asin_param)]
+
+
+# What the kit's cursors look like: base64url(sort key) "." base64url(12-byte HMAC tag).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16}$"
+# The schema's bound; the configured settings.api.max_page_size (at most this) applies too.
+PAGE_LIMIT_MAX = 1000
+
+
+class ApiPage(PageParams):
+    """The kit's page parameters; a well-formed cursor this server did not issue for this list
+    (edited, foreign, or signed with an older secret) names no page: 404 ``unknown-cursor``."""
+
+    def after(self, *, scope: str = "") -> Any:
+        try:
+            return super().after(scope=scope)
+        except ProblemError as exc:
+            raise ProblemError(
+                404,
+                title="Unknown cursor",
+                detail="this cursor was not issued for this list; start again without it",
+                type_suffix="unknown-cursor",
+            ) from exc
+
+
+async def page_params(
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CURSOR_CHARS,
+            pattern=CURSOR_PATTERN,
+            description="next_cursor of the previous page (opaque)",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=PAGE_LIMIT_MAX,
+            description="page size; default and cap from the server's settings",
+        ),
+    ] = None,
+) -> PageParams:
+    """``?limit=`` (clamped to settings.api.max_page_size) and ``?cursor=``."""
+    api = get_settings().api
+    size = min(limit or api.default_page_size, api.max_page_size)
+    return ApiPage(limit=size, cursor=cursor)
+
+
+Paging = Annotated[PageParams, Depends(page_params)]
+
+
+def uuid_or_404(value: str, what: str) -> uuid.UUID:
+    """A resource id in the path: anything that is not a UUID names no resource (404)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise not_found(f"no {what} {value[:64]!r}") from None
+
+
+UuidPath = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
+
+
+def validation_problem(loc: list[str], msg: str) -> ProblemError:
+    """A 422 shaped like the kit's validation errors, for checks pydantic cannot express."""
+    return ProblemError(
+        422,
+        title="Request validation failed",
+        detail=msg,
+        type_suffix="validation-error",
+        extra={"errors": [{"loc": loc, "msg": msg, "type": "value_error"}]},
+    )
+
+
+def not_found(detail: str) -> ProblemError:
+    return ProblemError(404, detail=detail, type_suffix="not-found")
+
+
+# --- cache-first reads ---------------------------------------------------------------------
+
+
+async def get_optional_cache(request: Request) -> Cache | None:
+    """The app's cache, or None when reads are configured to go straight to the database."""
+    if not get_settings().api.read_cache_enabled:
+        return None
+    cache = getattr(request.app.state, "cache", None)
+    return cache if isinstance(cache, Cache) else None
+
+
+OptionalCache = Annotated[Cache | None, Depends(get_optional_cache)]
+
+
+async def cached_read(
+    request: Request,
+    cache: Cache | None,
+    *,
+    key: str,
+    loader: Callable[[], Awaitable[dict[str, Any] | None]],
+    fresh_s: int,
+    kind: str,
+    missing: str,
+) -> Response:
+    """Cache-first JSON read (see the module docstring). `loader` opens its own session and
+    returns the JSON-able body, or None for "not found" (cached too: a flood of lookups for
+    an unknown ASIN stays off the database; tracking the product invalidates the key)."""
+    if cache is None:
+        value, stale_at, outcome = await loader(), None, "off"
+    else:
+        value, stale_at, outcome = await cache.get_or_load(
+            key, loader, fresh_s, get_settings().cache.stale_s, kind
+        )
+    headers = {CACHE_HEADER: outcome}
+    if value is None:
+        raise ProblemError(404, detail=missing, type_suffix="not-found", headers=headers)
+    body = {**value, "stale_at": stale_at.isoformat() if stale_at is not None else None}
+    return json_response(
+        request,
+        body,
+        etag=make_etag(dumps(value), weak=True),
+        cache_control=f"private, max-age={fresh_s}",
+        vary=VARY,
+        headers=headers,
+    )
+
+
+def product_read_keys(marketplace: str, asin: str) -> list[str]:
+    """Every cached read about one product: summary, named metric ranges, competition."""
+    return [*product_keys(marketplace, asin), compare_key(marketplace, asin, ALL_COMPETITORS)]
+
+
+async def invalidate(request: Request, *keys: str) -> None:
+    """Drop `keys` everywhere (Redis + every process's local layer) after a committed write.
+    Redis down: the keys expire by themselves (local TTL backstop, Redis fresh time)."""
+    cache = getattr(request.app.state, "cache", None)
+    if isinstance(cache, Cache) and keys:
+        await cache.invalidate(*keys)
+
+
+def uncached_json(
+    request: Request, content: Any, *, max_age: int = 0, status_code: int = 200
+) -> Response:
+    """A JSON read that is not cached server-side (lists, admin views): ETag + 304 still."""
+    cache_control = f"private, max-age={max_age}" if max_age else "private, no-cache"
+    return json_response(
+        request, content, status_code=status_code, cache_control=cache_control, vary=VARY
+    )
+
+
+def write_json(
+    content: Any, *, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """The response of a write: never stored by any cache."""
+    return Response(
+        content=dumps(content),
+        status_code=status_code,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )

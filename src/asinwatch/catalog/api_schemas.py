@@ -1,0 +1,92 @@
+"""Request/response shapes of the catalog endpoints (tracking and competitor links)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from asinwatch.catalog.marketplaces import normalise_asin
+from asinwatch.catalog.schemas import ProductIn
+
+MAX_BULK = 1000
+# Same as api_deps (not imported: schemas stay free of FastAPI wiring).
+ASIN_PATTERN = r"^(?:[Bb][0-9A-Za-z]{9}|[0-9]{9}[0-9Xx])$"
+# PostgreSQL text cannot hold NUL: refused by the schema, not by the database.
+NO_NUL = r"^[^\x00]*$"
+AsinStr = Annotated[str, StringConstraints(pattern=ASIN_PATTERN)]
+Title = Annotated[str, StringConstraints(max_length=1000, pattern=NO_NUL)]
+Brand = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
+Category = Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)]
+Label = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
+
+
+class TrackIn(BaseModel):
+    """Track one product (PUT /v1/products/{asin}); the ASIN and marketplace are in the URL."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    is_own: bool = True
+    title: Title | None = None
+    brand: Brand | None = None
+    category: Category | None = None
+    seller_allowlist: list[Label] = Field(default_factory=list, max_length=100)
+    tags: list[Label] = Field(default_factory=list, max_length=50)
+
+    def product(self, marketplace: str, asin: str) -> ProductIn:
+        return ProductIn(asin=asin, marketplace=marketplace, **self.model_dump(exclude={"asin"}))
+
+
+class BulkProductIn(TrackIn):
+    """One product of a bulk track: its ASIN, and the marketplace if not the query's."""
+
+    asin: AsinStr = Field(examples=["B0C1234567"])
+
+
+class BulkTrackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    products: list[BulkProductIn] = Field(min_length=1, max_length=MAX_BULK)
+
+    def to_products(self, marketplace: str) -> list[ProductIn]:
+        """One per ASIN (the last one given wins): a bulk upsert may touch a row only once."""
+        by_asin = {normalise_asin(p.asin): p for p in self.products}
+        return [p.product(marketplace, asin) for asin, p in by_asin.items()]
+
+
+class BulkTrackOut(BaseModel):
+    tracked: int = Field(description="products created or re-activated")
+    asins: list[str]
+
+
+class BulkUntrackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    asins: list[AsinStr] = Field(min_length=1, max_length=MAX_BULK, examples=[["B0C1234567"]])
+
+    @field_validator("asins")
+    @classmethod
+    def _asins(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(normalise_asin(a) for a in v))
+
+
+class BulkUntrackOut(BaseModel):
+    untracked: int = Field(description="products that were tracked and now are not")
+
+
+class LinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    note: Title | None = None
+
+
+class CompetitorLinkOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    marketplace: str
+    asin: str
+    competitor_asin: str
+    note: str | None
+    created_at: datetime
+    updated_at: datetime

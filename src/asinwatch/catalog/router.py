@@ -1,0 +1,274 @@
+"""Tracking and competitor links: list products (viewer); track / untrack, one or in bulk, and
+link / unlink competitors (admin). Every write commits, then invalidates the cached reads of
+the products it touched.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.responses import Response
+
+from asinwatch.api_deps import (
+    ALL_COMPETITORS,
+    ASIN_PATTERN,
+    NOT_MODIFIED,
+    Admin,
+    Asin,
+    Marketplace,
+    Paging,
+    Session,
+    Viewer,
+    errors,
+    invalidate,
+    not_found,
+    product_read_keys,
+    uncached_json,
+    validation_problem,
+    write_json,
+)
+from asinwatch.catalog import repository, service
+from asinwatch.catalog.api_schemas import (
+    BulkTrackIn,
+    BulkTrackOut,
+    BulkUntrackIn,
+    BulkUntrackOut,
+    CompetitorLinkOut,
+    LinkIn,
+    TrackIn,
+)
+from asinwatch.catalog.marketplaces import normalise_asin
+from asinwatch.catalog.schemas import ProductOut
+from asinwatch.kit.cache import compare_key
+from asinwatch.kit.idempotency import Idempotency, idempotency
+from asinwatch.kit.pagination import Page, paginate
+from asinwatch.kit.problems import ProblemError
+from asinwatch.kit.ratelimit import enforce_principal_rate_limit
+
+router = APIRouter(
+    prefix="/v1", tags=["catalog"], dependencies=[Depends(enforce_principal_rate_limit)]
+)
+
+Idem = Annotated[Idempotency, Depends(idempotency)]
+
+
+@router.get(
+    "/products",
+    response_model=Page[ProductOut],
+    summary="Tracked products (cursor pagination)",
+    responses={**NOT_MODIFIED, **errors(404)},
+)
+async def list_products(
+    request: Request,
+    marketplace: Marketplace,
+    page: Paging,
+    session: Session,
+    _: Viewer,
+    include_untracked: Annotated[bool, Query(description="also list untracked products")] = False,
+) -> Response:
+    scope = f"products:{marketplace}:{include_untracked}"
+    after = page.after(scope=scope)
+    if after is not None and not isinstance(after, int):
+        raise validation_problem(["query", "cursor"], "cursor does not belong to this list")
+    rows = await repository.list_products(
+        session,
+        marketplace,
+        include_untracked=include_untracked,
+        after_id=after,
+        limit=page.fetch_limit,
+    )
+    ids = {r.asin: r.id for r in rows}
+    result = paginate(
+        [ProductOut.model_validate(r) for r in rows], page, key=lambda p: ids[p.asin], scope=scope
+    )
+    return uncached_json(request, result)
+
+
+@router.put(
+    "/products/{asin}",
+    response_model=ProductOut,
+    summary="Track one product (or re-activate it)",
+    responses=errors(),
+)
+async def track_product(
+    request: Request,
+    asin: Asin,
+    marketplace: Marketplace,
+    body: TrackIn,
+    session: Session,
+    _: Admin,
+) -> Response:
+    await service.track(session, marketplace, [body.product(marketplace, asin)])
+    row = await repository.get_product(session, marketplace, asin)
+    assert row is not None
+    out = ProductOut.model_validate(row)
+    await session.commit()
+    await invalidate(request, *product_read_keys(marketplace, asin))
+    return write_json(out)
+
+
+@router.delete(
+    "/products/{asin}",
+    status_code=204,
+    summary="Stop tracking one product (its history is kept)",
+    responses=errors(404),
+)
+async def untrack_product(
+    request: Request, asin: Asin, marketplace: Marketplace, session: Session, _: Admin
+) -> Response:
+    if await repository.get_product(session, marketplace, asin) is None:
+        raise not_found(f"product {asin} is not known on {marketplace}")
+    await service.untrack(session, marketplace, [asin])
+    await session.commit()
+    await invalidate(request, *product_read_keys(marketplace, asin))
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+
+@router.post(
+    "/products",
+    response_model=BulkTrackOut,
+    summary="Track products in bulk (Idempotency-Key accepted)",
+    responses=errors(409),
+)
+async def track_products(
+    request: Request,
+    marketplace: Marketplace,
+    body: BulkTrackIn,
+    session: Session,
+    _: Admin,
+    idem: Idem,
+) -> Response:
+    async def work() -> Response:
+        products = body.to_products(marketplace)
+        count = await service.track(session, marketplace, products)
+        await session.commit()
+        asins = list(dict.fromkeys(p.asin for p in products))
+        await invalidate(request, *[k for a in asins for k in product_read_keys(marketplace, a)])
+        return write_json(BulkTrackOut(tracked=count, asins=asins))
+
+    return await idem.run(work)
+
+
+@router.post(
+    "/products:untrack",
+    response_model=BulkUntrackOut,
+    summary="Stop tracking products in bulk (Idempotency-Key accepted)",
+    responses=errors(409),
+)
+async def untrack_products(
+    request: Request,
+    marketplace: Marketplace,
+    body: BulkUntrackIn,
+    session: Session,
+    _: Admin,
+    idem: Idem,
+) -> Response:
+    async def work() -> Response:
+        count = await service.untrack(session, marketplace, body.asins)
+        await session.commit()
+        await invalidate(
+            request, *[k for a in body.asins for k in product_read_keys(marketplace, a)]
+        )
+        return write_json(BulkUntrackOut(untracked=count))
+
+    return await idem.run(work)
+
+
+# --- competitor links --------------------------------------------------------------------
+
+
+@router.get(
+    "/products/{asin}/competitors",
+    response_model=Page[CompetitorLinkOut],
+    summary="The competitors linked to a product",
+    responses={**NOT_MODIFIED, **errors(404)},
+)
+async def list_competitors(
+    request: Request,
+    asin: Asin,
+    marketplace: Marketplace,
+    page: Paging,
+    session: Session,
+    _: Viewer,
+) -> Response:
+    if await repository.get_product(session, marketplace, asin) is None:
+        raise not_found(f"product {asin} is not known on {marketplace}")
+    scope = f"competitors:{marketplace}:{asin}"
+    after = page.after(scope=scope)
+    if after is not None and not isinstance(after, str):
+        raise validation_problem(["query", "cursor"], "cursor does not belong to this list")
+    rows = await repository.list_competitor_links(
+        session, marketplace, asin, after=after, limit=page.fetch_limit
+    )
+    result = paginate(
+        [CompetitorLinkOut.model_validate(r) for r in rows],
+        page,
+        key=lambda link: link.competitor_asin,
+        scope=scope,
+    )
+    return uncached_json(request, result)
+
+
+def _competitor(competitor_asin: str) -> str:
+    return normalise_asin(competitor_asin)
+
+
+@router.put(
+    "/products/{asin}/competitors/{competitor_asin}",
+    response_model=CompetitorLinkOut,
+    summary="Link a competitor to a product (the competitor is tracked if new)",
+    responses=errors(404, 409),
+)
+async def link_competitor(
+    request: Request,
+    asin: Asin,
+    competitor_asin: Annotated[str, Path(pattern=ASIN_PATTERN, description="competitor ASIN")],
+    marketplace: Marketplace,
+    body: LinkIn,
+    session: Session,
+    _: Admin,
+) -> Response:
+    comp = _competitor(competitor_asin)
+    try:
+        link = await service.link_competitor(session, marketplace, asin, comp, body.note)
+    except service.ProductNotFoundError as exc:
+        raise not_found(str(exc)) from None
+    except service.SelfLinkError as exc:
+        # Both ASINs are well formed; it is the pair that cannot exist (like a duplicate).
+        raise ProblemError(409, detail=str(exc), type_suffix="self-link") from None
+    out = CompetitorLinkOut.model_validate(link)
+    await session.commit()
+    await invalidate(
+        request,
+        compare_key(marketplace, asin, ALL_COMPETITORS),
+        compare_key(marketplace, asin, comp),
+        *product_read_keys(marketplace, comp),
+    )
+    return write_json(out)
+
+
+@router.delete(
+    "/products/{asin}/competitors/{competitor_asin}",
+    status_code=204,
+    summary="Unlink a competitor (it stays tracked)",
+    responses=errors(404),
+)
+async def unlink_competitor(
+    request: Request,
+    asin: Asin,
+    competitor_asin: Annotated[str, Path(pattern=ASIN_PATTERN, description="competitor ASIN")],
+    marketplace: Marketplace,
+    session: Session,
+    _: Admin,
+) -> Response:
+    comp = _competitor(competitor_asin)
+    if not await service.unlink_competitor(session, marketplace, asin, comp):
+        raise not_found(f"{comp} is not linked to {asin} on {marketplace}")
+    await session.commit()
+    await invalidate(
+        request,
+        compare_key(marketplace, asin, ALL_COMPETITORS),
+        compare_key(marketplace, asin, comp),
+    )
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})

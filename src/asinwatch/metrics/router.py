@@ -1,0 +1,172 @@
+"""Product reads: GET /v1/products/{asin} (summary), /v1/products/{asin}/metrics (daily series)
+and /v1/competitions/{asin} (our product against its linked competitors). Viewer and up.
+
+All three are cache-first (api_deps.cached_read) under the architecture's keys; a custom
+``from``/``to`` window is read from the database directly (only the named ranges are
+invalidated by writes, so only they are cached).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BeforeValidator
+from starlette.responses import Response
+
+from asinwatch.api_deps import (
+    ALL_COMPETITORS,
+    NOT_MODIFIED,
+    Asin,
+    Marketplace,
+    OptionalCache,
+    Viewer,
+    cached_read,
+    errors,
+)
+from asinwatch.catalog.marketplaces import get_marketplace
+from asinwatch.config import get_settings
+from asinwatch.kit.cache import compare_key, metrics_daily_key, summary_key
+from asinwatch.kit.db import async_engine
+from asinwatch.kit.ratelimit import enforce_principal_rate_limit
+from asinwatch.metrics import queries
+from asinwatch.metrics.api_schemas import (
+    RANGE_DAYS,
+    CompetitionOut,
+    MetricsRangeOut,
+    ProductSummaryOut,
+    RangeName,
+)
+
+
+def _iso_date(value: object) -> object:
+    # Dates come as YYYY-MM-DD only: pydantic's lax mode would read "0" as 1970-01-01.
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return value
+
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+router = APIRouter(
+    prefix="/v1", tags=["products"], dependencies=[Depends(enforce_principal_rate_limit)]
+)
+
+
+def marketplace_today(marketplace: str) -> date:
+    """Today in the marketplace's time zone (metric days are marketplace-local)."""
+    return datetime.now(ZoneInfo(get_marketplace(marketplace).timezone)).date()
+
+
+def resolve_window(
+    today: date, range_name: str, start: date | None, end: date | None
+) -> tuple[date, date, str | None]:
+    """(from, to, named range or None); pure. ``to`` defaults to today; ``from`` defaults to
+    the named range's length before ``to``. The named range is cached only when it ends today.
+    A window with ``from`` after ``to`` is empty (no points), not an error."""
+    last = end or today
+    if start is not None:
+        return start, last, None
+    try:
+        first = last - timedelta(days=RANGE_DAYS[range_name] - 1)
+    except OverflowError:
+        first = date.min
+    return first, last, range_name if end is None or end == today else None
+
+
+@router.get(
+    "/products/{asin}",
+    response_model=ProductSummaryOut,
+    summary="Product summary: latest metrics, KPIs and open alerts",
+    responses={**NOT_MODIFIED, **errors(404)},
+)
+async def product_summary(
+    request: Request, asin: Asin, marketplace: Marketplace, _: Viewer, cache: OptionalCache
+) -> Response:
+    async def load() -> dict[str, Any] | None:
+        async with async_engine().connect() as conn:
+            return await queries.product_summary(conn, marketplace, asin)
+
+    return await cached_read(
+        request,
+        cache,
+        key=summary_key(marketplace, asin),
+        loader=load,
+        fresh_s=get_settings().cache.summary_fresh_s,
+        kind="summary",
+        missing=f"product {asin} is not known on {marketplace}",
+    )
+
+
+@router.get(
+    "/products/{asin}/metrics",
+    response_model=MetricsRangeOut,
+    summary="Daily metric series over a named range or a from/to window",
+    responses={**NOT_MODIFIED, **errors(404)},
+)
+async def product_metrics(
+    request: Request,
+    asin: Asin,
+    marketplace: Marketplace,
+    _: Viewer,
+    cache: OptionalCache,
+    range_name: Annotated[
+        RangeName, Query(alias="range", description="window length, ending at `to`")
+    ] = "30d",
+    start: Annotated[
+        IsoDate | None, Query(alias="from", description="first day (overrides `range`)")
+    ] = None,
+    end: Annotated[
+        IsoDate | None, Query(alias="to", description="last day (default: today)")
+    ] = None,
+) -> Response:
+    first, last, named = resolve_window(marketplace_today(marketplace), range_name, start, end)
+
+    async def load() -> dict[str, Any] | None:
+        async with async_engine().connect() as conn:
+            return await queries.metric_range(conn, marketplace, asin, first, last, named)
+
+    fresh_s = get_settings().cache.metrics_fresh_s
+    missing = f"product {asin} is not known on {marketplace}"
+    if named is None:
+        return await cached_read(
+            request, None, key="", loader=load, fresh_s=fresh_s, kind="metrics", missing=missing
+        )
+    return await cached_read(
+        request,
+        cache,
+        key=metrics_daily_key(marketplace, asin, named),
+        loader=load,
+        fresh_s=fresh_s,
+        kind="metrics",
+        missing=missing,
+    )
+
+
+@router.get(
+    "/competitions/{asin}",
+    response_model=CompetitionOut,
+    tags=["competitions"],
+    summary="Our product against each linked competitor (latest metrics and gaps)",
+    responses={**NOT_MODIFIED, **errors(404)},
+)
+async def competition(
+    request: Request, asin: Asin, marketplace: Marketplace, _: Viewer, cache: OptionalCache
+) -> Response:
+    async def load() -> dict[str, Any] | None:
+        async with async_engine().connect() as conn:
+            return await queries.competition(conn, marketplace, asin)
+
+    return await cached_read(
+        request,
+        cache,
+        key=compare_key(marketplace, asin, ALL_COMPETITORS),
+        loader=load,
+        fresh_s=get_settings().cache.compare_fresh_s,
+        kind="compare",
+        missing=f"product {asin} is not known on {marketplace}",
+    )

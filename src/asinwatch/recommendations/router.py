@@ -1,0 +1,131 @@
+"""GET /v1/recommendations/{asin} (latest set, viewer) and POST .../refresh (operator: 202 with
+a job; the Celery task ``recommendations.refresh`` is sent only after the job row is committed,
+so the worker always finds it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
+
+from asinwatch.api_deps import (
+    NOT_MODIFIED,
+    Asin,
+    Marketplace,
+    Operator,
+    OptionalCache,
+    Session,
+    Viewer,
+    cached_read,
+    errors,
+    not_found,
+    write_json,
+)
+from asinwatch.catalog import repository as catalog
+from asinwatch.config import get_settings
+from asinwatch.jobs import service as jobs
+from asinwatch.jobs.api_schemas import JobOut
+from asinwatch.kit.cache import recommendation_key
+from asinwatch.kit.db import async_engine
+from asinwatch.kit.idempotency import Idempotency, idempotency
+from asinwatch.kit.problems import ProblemError
+from asinwatch.kit.ratelimit import enforce_principal_rate_limit
+from asinwatch.recommendations.api_schemas import RecommendationSetOut, RefreshAccepted
+from asinwatch.recommendations.models import RecommendationSet
+
+REFRESH_TASK = "recommendations.refresh"
+
+router = APIRouter(
+    prefix="/v1", tags=["recommendations"], dependencies=[Depends(enforce_principal_rate_limit)]
+)
+
+
+async def read_latest(conn: AsyncConnection, marketplace: str, asin: str) -> dict[str, Any] | None:
+    stmt = (
+        select(RecommendationSet)
+        .where(RecommendationSet.marketplace == marketplace, RecommendationSet.asin == asin)
+        .order_by(RecommendationSet.version.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None
+    out = RecommendationSetOut.model_validate(row._mapping)
+    return out.model_dump(mode="json", exclude={"stale_at"})
+
+
+@router.get(
+    "/recommendations/{asin}",
+    response_model=RecommendationSetOut,
+    summary="The latest recommendations of a product",
+    responses={**NOT_MODIFIED, **errors(404)},
+)
+async def latest_recommendations(
+    request: Request, asin: Asin, marketplace: Marketplace, _: Viewer, cache: OptionalCache
+) -> Response:
+    async def load() -> dict[str, Any] | None:
+        async with async_engine().connect() as conn:
+            return await read_latest(conn, marketplace, asin)
+
+    return await cached_read(
+        request,
+        cache,
+        key=recommendation_key(marketplace, asin),
+        loader=load,
+        fresh_s=get_settings().cache.recommendation_fresh_s,
+        kind="recommendation",
+        missing=f"no recommendations for {asin} on {marketplace} yet (POST .../refresh)",
+    )
+
+
+def send_refresh(job_id: str, marketplace: str, asin: str) -> None:
+    from asinwatch.worker.celery_app import celery_app
+
+    celery_app.send_task(REFRESH_TASK, args=[job_id, marketplace, asin])
+
+
+@router.post(
+    "/recommendations/{asin}/refresh",
+    status_code=202,
+    response_model=RefreshAccepted,
+    summary="Recompute a product's recommendations in the background (202 with a job)",
+    responses={
+        **errors(404, 409),
+        503: {"description": "The task queue is unavailable; nothing was started"},
+    },
+)
+async def refresh_recommendations(
+    asin: Asin,
+    marketplace: Marketplace,
+    session: Session,
+    who: Operator,
+    idem: Annotated[Idempotency, Depends(idempotency)],
+) -> Response:
+    async def work() -> Response:
+        if await catalog.get_product(session, marketplace, asin) is None:
+            raise not_found(f"product {asin} is not known on {marketplace}")
+        job = await jobs.create_job_async(
+            session, REFRESH_TASK, {"marketplace": marketplace, "asin": asin}, created_by=who.sub
+        )
+        await session.commit()
+        try:
+            await asyncio.to_thread(send_refresh, str(job.id), marketplace, asin)
+        except Exception as exc:
+            error = f"could not enqueue: {type(exc).__name__}"
+            await session.run_sync(lambda s: jobs.mark_failed(s, job.id, error))
+            await session.commit()
+            raise ProblemError(
+                503,
+                detail="the task queue is unavailable; retry later",
+                type_suffix="queue-unavailable",
+                headers={"Retry-After": "5"},
+            ) from None
+        body = RefreshAccepted(job=JobOut.model_validate(job.model_dump()))
+        return write_json(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+    return await idem.run(work)

@@ -1,0 +1,132 @@
+"""GET /v1/competitions/{asin}/report (the latest competitive report, or ``?version=N``) and
+GET /v1/competitions/{asin}/report/versions. Viewer and up.
+
+The latest report is cache-first under ``report:{marketplace}:{asin}:latest``; a given version
+never changes, so it is read from the database and may be kept by the client for a day.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
+
+from asinwatch.api_deps import (
+    NOT_MODIFIED,
+    Asin,
+    Marketplace,
+    OptionalCache,
+    Paging,
+    Session,
+    Viewer,
+    cached_read,
+    errors,
+    not_found,
+    uncached_json,
+    validation_problem,
+)
+from asinwatch.catalog import repository as catalog
+from asinwatch.config import get_settings
+from asinwatch.kit.cache import report_key
+from asinwatch.kit.db import async_engine
+from asinwatch.kit.pagination import Page, paginate
+from asinwatch.kit.ratelimit import enforce_principal_rate_limit
+from asinwatch.reports.api_schemas import ReportOut, ReportVersionOut
+from asinwatch.reports.models import Report
+
+KIND = "competitive"
+VERSION_MAX_AGE_S = 86_400
+
+router = APIRouter(
+    prefix="/v1", tags=["competitions"], dependencies=[Depends(enforce_principal_rate_limit)]
+)
+
+
+async def read_report(
+    conn: AsyncConnection, marketplace: str, asin: str, version: int | None
+) -> dict[str, Any] | None:
+    """The latest report (or the given version) as JSON, None when there is none."""
+    stmt = select(Report).where(
+        Report.marketplace == marketplace, Report.asin == asin, Report.kind == KIND
+    )
+    stmt = (
+        stmt.where(Report.version == version)
+        if version is not None
+        else stmt.order_by(Report.version.desc()).limit(1)
+    )
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None
+    return ReportOut.model_validate(row._mapping).model_dump(mode="json", exclude={"stale_at"})
+
+
+@router.get(
+    "/competitions/{asin}/report",
+    response_model=ReportOut,
+    summary="The latest competitive report of a product, or a given version",
+    responses={**NOT_MODIFIED, **errors(404)},
+)
+async def get_report(
+    request: Request,
+    asin: Asin,
+    marketplace: Marketplace,
+    _: Viewer,
+    cache: OptionalCache,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="a version")] = None,
+) -> Response:
+    missing = f"no competitive report for {asin} on {marketplace}"
+    if version is not None:
+        async with async_engine().connect() as conn:
+            value = await read_report(conn, marketplace, asin, version)
+        if value is None:
+            raise not_found(f"{missing} at version {version}")
+        return uncached_json(request, {**value, "stale_at": None}, max_age=VERSION_MAX_AGE_S)
+
+    async def load() -> dict[str, Any] | None:
+        async with async_engine().connect() as conn:
+            return await read_report(conn, marketplace, asin, None)
+
+    return await cached_read(
+        request,
+        cache,
+        key=report_key(marketplace, asin),
+        loader=load,
+        fresh_s=get_settings().cache.report_fresh_s,
+        kind="report",
+        missing=missing,
+    )
+
+
+@router.get(
+    "/competitions/{asin}/report/versions",
+    response_model=Page[ReportVersionOut],
+    summary="The versions of a product's competitive report, newest first",
+    responses={**NOT_MODIFIED, **errors(404)},
+)
+async def list_report_versions(
+    request: Request,
+    asin: Asin,
+    marketplace: Marketplace,
+    page: Paging,
+    session: Session,
+    _: Viewer,
+) -> Response:
+    if await catalog.get_product(session, marketplace, asin) is None:
+        raise not_found(f"product {asin} is not known on {marketplace}")
+    scope = f"report-versions:{marketplace}:{asin}"
+    after = page.after(scope=scope)
+    if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
+        raise validation_problem(["query", "cursor"], "cursor does not belong to this list")
+    stmt = (
+        select(Report.version, Report.inputs_hash, Report.created_at)
+        .where(Report.marketplace == marketplace, Report.asin == asin, Report.kind == KIND)
+        .order_by(Report.version.desc())
+        .limit(page.fetch_limit)
+    )
+    if after is not None:
+        stmt = stmt.where(Report.version < after)
+    rows = [ReportVersionOut.model_validate(r._mapping) for r in await session.execute(stmt)]
+    return uncached_json(request, paginate(rows, page, key=lambda r: r.version, scope=scope))
