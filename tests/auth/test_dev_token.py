@@ -24,7 +24,7 @@ def _production_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_dev_token_verifies_with_the_configured_settings() -> None:
     token = issue_dev_token("operator", sub="alice", ttl_s=120)
-    verifier = get_verifier()
+    verifier = await get_verifier()
     claims = await verifier.verify(token)
     principal = verifier.principal(claims)
     assert (principal.sub, principal.role) == ("alice", "operator")

@@ -37,7 +37,7 @@ bearer_scheme = HTTPBearer(auto_error=False, description="Supabase access token 
 _verifiers: dict[tuple[object, ...], JwtVerifier] = {}
 
 
-def get_verifier() -> JwtVerifier:
+async def get_verifier() -> JwtVerifier:
     """The process's verifier for the current auth settings (its JWKS cache lives with it)."""
     auth = get_settings().auth
     key = (

@@ -358,7 +358,7 @@ def _at(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, tz=UTC)
 
 
-def get_cache(request: Request) -> Cache:
+async def get_cache(request: Request) -> Cache:
     """Dependency: the app's cache (create it in the lifespan as ``app.state.cache``)."""
     cache = request.app.state.cache
     assert isinstance(cache, Cache)

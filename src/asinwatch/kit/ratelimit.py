@@ -227,7 +227,7 @@ class IpRateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     """The app's limiter (``app.state.rate_limiter``, set by `install_middleware`)."""
     limiter = getattr(request.app.state, "rate_limiter", None)
     if limiter is None:
