@@ -53,13 +53,21 @@ def detect_out_of_stock(
 
 
 def _not_buyable(point: MetricPoint) -> bool:
-    return point.buybox_price is None and point.buybox_seller_id is None
+    # Out of stock explains a missing price and buy box: that is the out-of-stock alert.
+    return (
+        point.buybox_price is None
+        and point.buybox_seller_id is None
+        and point.in_stock is not False
+    )
 
 
 def detect_suppressed(
     history: Sequence[MetricPoint], current: MetricPoint, params: SuppressedThresholds
 ) -> Finding | None:
-    """No price and no buy-box seller for `consecutive_checks` validated checks in a row."""
+    """No price and no buy-box seller for `consecutive_checks` validated checks in a row,
+    while not out of stock (an out-of-stock listing gives no verdict here)."""
+    if current.in_stock is False and current.buybox_price is None:
+        return None
     if not _not_buyable(current):
         return recovery(SUPPRESSED, "Listing buyable again", "condition")
     streak = _run_length(history, current, _not_buyable)

@@ -26,10 +26,18 @@ def detect_buybox_seller_change(
     params: BuyboxSellerChangeThresholds,
     allowlist: Collection[str] = (),
 ) -> Finding | None:
-    """The buy-box seller differs from the previous validated observation's."""
-    if not history:
+    """The buy-box seller differs from the last validated observation that had one.
+
+    Out of stock, nobody holds the buy box: that is the out-of-stock alert, not a seller
+    change, so such observations are skipped on both sides (a restock by the same seller is
+    no change; no seller while out of stock gives no verdict).
+    """
+    if current.buybox_seller_id is None and current.in_stock is False:
         return None
-    prev = history[-1]
+    known = [p for p in history if p.buybox_seller_id is not None or p.in_stock is not False]
+    if not known:
+        return None
+    prev = known[-1]
     old, new = prev.buybox_seller_id, current.buybox_seller_id
     details = {
         "old_seller_id": old,

@@ -36,23 +36,38 @@ def detect_bsr_move(
         "previous": previous,
     }
     moved = ""
+    pct: float | None = None
+    use_median = params.reference in ("median", "both")
     if baseline is not None:
         pct = baseline.pct_from_median(now)
         details.update(
             median=baseline.median, window=baseline.n, pct=None if pct is None else r2(pct)
         )
-        if pct is not None and ge(abs(pct), params.min_pct):
+        if use_median and pct is not None and ge(abs(pct), params.min_pct):
             moved = "worsened" if pct > 0 else "improved"
             triggers.append(f"{moved}_vs_median")
+    moved_prev = ""
+    pct_prev: float | None = None
+    if params.reference in ("previous", "both") and previous:
+        pct_prev = (now - previous) / previous * 100
+        details["pct_vs_previous"] = r2(pct_prev)
+        if ge(abs(pct_prev), params.min_pct):
+            moved_prev = "worsened" if pct_prev > 0 else "improved"
+            triggers.append(f"{moved_prev}_vs_previous")
     if params.top_n is not None and previous is not None:
         if previous > params.top_n >= now:
             triggers.append("entered_top_n")
         elif previous <= params.top_n < now:
             triggers.append("left_top_n")
-    details.update(threshold_pct=params.min_pct, top_n=params.top_n, triggers=triggers)
+    details.update(
+        threshold_pct=params.min_pct,
+        top_n=params.top_n,
+        reference=params.reference,
+        triggers=triggers,
+    )
     if not triggers:
         # Without the median test (history too short) a quiet top-N check proves little.
-        if baseline is None:
+        if baseline is None and not (params.reference != "median" and previous):
             return None
         return recovery(BSR_MOVE, "BSR steady", "event", **details)
     parts: list[str] = []
@@ -61,6 +76,11 @@ def detect_bsr_move(
         parts.append(
             f"BSR {moved} {abs(pct or 0.0):.0f}% vs median ({baseline.median:.0f} → {now})"
         )
+    elif moved_prev:
+        parts.append(
+            f"BSR {moved_prev} {abs(pct_prev or 0.0):.0f}% vs the previous check"
+            f" ({previous:.0f} → {now})"
+        )
     if "entered_top_n" in triggers:
         parts.append(f"entered the top {params.top_n}")
     if "left_top_n" in triggers:
@@ -68,5 +88,6 @@ def detect_bsr_move(
     where = f" in {current.bsr_category}" if current.bsr_category else ""
     title = "; ".join(parts) + where
     title = title[0].upper() + title[1:]
-    severity: Severity = "warning" if moved == "worsened" or "left_top_n" in triggers else "info"
+    worse = "worsened" in (moved, moved_prev)
+    severity: Severity = "warning" if worse or "left_top_n" in triggers else "info"
     return Finding(BSR_MOVE, severity, title, details, kind="event")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date, timedelta
 
@@ -51,6 +52,20 @@ def detect_rating_drop(
     return Finding(RATING_DROP, severity, title, details, kind="condition" if below else "event")
 
 
+def poisson_tail(count: int, expected: float) -> float:
+    """P(X >= count) for X ~ Poisson(expected): how unusual `count` is at the normal rate."""
+    if count <= 0:
+        return 1.0
+    if expected <= 0:
+        return 0.0
+    term = math.exp(-expected)
+    below = term
+    for k in range(1, count):
+        term *= expected / k
+        below += term
+    return max(0.0, 1.0 - below)
+
+
 def _day(review: ReviewRecord) -> date:
     return review.review_date or review.observed_at.date()
 
@@ -67,12 +82,22 @@ def detect_negative_review_spike(
         return None
     start = as_of - timedelta(days=params.window_days)
     base_start = start - timedelta(days=params.baseline_days)
+    base_days = params.baseline_days
+    if params.baseline_coverage == "observed":
+        # Reviews are only known since the oldest one at hand: a rate over days without
+        # data would understate "normal" and make every burst look like a spike.
+        oldest = min(_day(r) for r in reviews) - timedelta(days=1)
+        if oldest > base_start:
+            base_start = oldest
+            base_days = (start - base_start).days
+        if base_days <= 0 or base_days < params.min_baseline_days:
+            return None
     low = [r for r in reviews if r.rating <= params.max_stars]
     in_window = sorted(
         (r for r in low if start < _day(r) <= as_of), key=lambda r: (_day(r), r.review_id)
     )
     in_base = [r for r in low if base_start < _day(r) <= start]
-    expected = len(in_base) / params.baseline_days * params.window_days
+    expected = len(in_base) / base_days * params.window_days
     count = len(in_window)
     details: dict[str, object] = {
         "count": count,
@@ -84,7 +109,13 @@ def detect_negative_review_spike(
         "min_count": params.min_count,
         "baseline_factor": params.baseline_factor,
     }
-    if count < params.min_count or count <= expected * params.baseline_factor + EPSILON:
+    if params.max_p_value is not None:
+        p_value = poisson_tail(count, expected)
+        details.update(p_value=round(p_value, 6), max_p_value=params.max_p_value)
+        normal = p_value >= params.max_p_value
+    else:
+        normal = count <= expected * params.baseline_factor + EPSILON
+    if count < params.min_count or normal:
         return recovery(NEGATIVE_REVIEW_SPIKE, "No negative review spike", "event", **details)
     details["reviews"] = [
         {"review_id": r.review_id, "rating": r.rating, "date": _day(r), "title": r.title}

@@ -108,6 +108,9 @@ class SuppressedThresholds(_Params):
 
 class BsrMoveThresholds(_Params):
     min_pct: float = Field(30.0, gt=0)
+    # What the move is measured against: the rolling median (market.md's rule, drifts count),
+    # the previous observation (day-over-day jumps only), or either.
+    reference: Literal["median", "previous", "both"] = "median"
     median_window: int = Field(14, ge=2)
     min_history: int = Field(5, ge=2)
     top_n: int | None = Field(100, ge=1)
@@ -125,6 +128,13 @@ class NegativeReviewSpikeThresholds(_Params):
     baseline_days: int = Field(90, ge=1, le=730)
     # The window count must exceed the baseline rate x window x factor ("above normal").
     baseline_factor: float = Field(2.0, ge=1)
+    # When set, "above normal" is instead a Poisson test: P(X >= count | expected) < this.
+    max_p_value: float | None = Field(None, gt=0, lt=1)
+    # "window": the rate is over all baseline_days; "observed": only over the days since the
+    # oldest review at hand (a product tracked for 10 days has 10 days of baseline, not 90).
+    baseline_coverage: Literal["window", "observed"] = "window"
+    # With "observed" coverage: no verdict until the baseline spans this many days.
+    min_baseline_days: int = Field(0, ge=0, le=730)
 
 
 class CompetitorUndercutThresholds(_Params):
