@@ -99,7 +99,7 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     assert all(d["ready"] for d in deps.values()), deps
     assert proc.returncode == 0, out
     assert "asinwatch stopped" in out
-    assert "Traceback" not in out
+    assert "Traceback" not in out, out
     assert (tmp_path / "pg" / "PG_VERSION").exists()
     assert products == 12  # 4 own products, 2 competitors each
     assert latest >= 10  # a block page may quarantine one or two
