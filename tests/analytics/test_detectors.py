@@ -318,29 +318,48 @@ def _bsr(history: list[int], now: int, **kw: object) -> Finding | None:
     return detect_bsr_move(points, pt(len(history), 10, bsr=now, bsr_category="Kitchen"), params)
 
 
+def test_bsr_move_vs_the_previous_check_by_default() -> None:
+    assert (T.bsr_move.reference, T.bsr_move.top_n) == ("previous", None)
+    worse = _bsr([1000] * 6, 1500)  # +50 % vs the previous 1000
+    assert worse is not None and worse.severity == "warning"
+    assert worse.details["triggers"] == ["worsened_vs_previous"]
+    assert worse.details["pct_vs_previous"] == 50.0
+    assert worse.title == "BSR worsened 50% vs the previous check (1000 → 1500) in Kitchen"
+    better = _bsr([1000], 600)  # -40 %: one previous check is enough
+    assert better is not None and better.severity == "info"
+    assert better.details["triggers"] == ["improved_vs_previous"]
+    # a slow drift: +25 % vs the previous check although +69 % vs the median (1000)
+    drift = _bsr([1000, 1000, 1000, 1100, 1350], 1690)
+    assert drift is not None and drift.recovered and drift.details["pct"] == 69.0
+    # no top-N test unless the product sets one: 120 -> 90 is -25 %
+    quiet = _bsr([120], 90)
+    assert quiet is not None and quiet.recovered and quiet.details["triggers"] == []
+    assert _bsr([], 5000) is None
+
+
 def test_bsr_move_vs_median_both_ways() -> None:
-    worse = _bsr([1000] * 6, 1500)  # +50 % vs median 1000
+    worse = _bsr([1000] * 6, 1500, reference="median")  # +50 % vs median 1000
     assert worse is not None and worse.severity == "warning" and worse.details["pct"] == 50.0
     assert worse.title == "BSR worsened 50% vs median (1000 → 1500) in Kitchen"
-    better = _bsr([1000] * 6, 600)  # -40 %
+    better = _bsr([1000] * 6, 600, reference="median")  # -40 %
     assert better is not None and better.severity == "info"
     assert better.details["triggers"] == ["improved_vs_median"]
-    steady = _bsr([1000] * 6, 1200)  # +20 % < 30 %
+    steady = _bsr([1000] * 6, 1200, reference="median")  # +20 % < 30 %
     assert steady is not None and steady.recovered
 
 
 def test_bsr_top_n_and_short_history() -> None:
-    entered = _bsr([120], 90)
+    entered = _bsr([120], 90, reference="median", top_n=100)
     assert entered is not None and entered.details["triggers"] == ["entered_top_n"]
     assert entered.title == "Entered the top 100 in Kitchen"
-    left = _bsr([90], 130)
+    left = _bsr([90], 130, reference="median", top_n=100)
     assert (
         left is not None and left.severity == "warning" and "left the top 100" in left.title.lower()
     )
-    # short history, no top-N crossing: silent
-    assert _bsr([1000, 1000, 1000], 5000) is None
-    assert _bsr([1000, 1000, 1000], 5000, top_n=None) is None
-    assert _bsr([], 5000) is None
+    # the median rule with a short history and no top-N crossing: silent
+    assert _bsr([1000, 1000, 1000], 5000, reference="median", top_n=100) is None
+    assert _bsr([1000, 1000, 1000], 5000, reference="median") is None
+    assert _bsr([], 5000, reference="median", top_n=100) is None
 
 
 # ---------------------------------------------------------------------------- ratings, reviews
@@ -358,25 +377,68 @@ def test_rating_drop() -> None:
     assert detect_rating_drop([], pt(0, 10, rating="4.0"), T.rating_drop) is None
 
 
-def test_negative_review_spike() -> None:
+# market.md's rule: 1-2★ reviews in 7 days above 2 x the 90-day rate (now an override)
+MARKET_MD_SPIKE = {
+    "window_days": 7,
+    "max_p_value": None,
+    "baseline_coverage": "window",
+    "min_baseline_days": 0,
+}
+
+
+def test_negative_review_spike_by_default() -> None:
     as_of = day(40)
-    spike = [review(40, 1), review(38, 2), review(35, 1), review(36, 5)]
-    f = detect_negative_review_spike(spike, as_of, T.negative_review_spike)
-    # 3 reviews of 1-2 stars in days 34..40, no baseline: a spike (the 5-star is ignored)
+    # reviews known since day 10 (the 5-star): 30 days of baseline before day 40, with three
+    # 1-star reviews in it -> 0.1 a day is this product's normal
+    base = [review(10, 5), review(10, 1), review(20, 1), review(30, 1)]
+    today = [review(40, 1), review(40, 2), review(40, 1, review_id="R40-1b"), review(40, 5)]
+    f = detect_negative_review_spike(base + today, as_of, T.negative_review_spike)
     assert f is not None and not f.recovered and f.details["count"] == 3
-    assert [r["review_id"] for r in f.details["reviews"]] == ["R35-1", "R38-2", "R40-1"]
-    two = detect_negative_review_spike(spike[:2], as_of, T.negative_review_spike)
-    assert two is not None and two.recovered
+    assert f.details["expected"] == 0.1 and f.details["baseline_count"] == 3
+    # P(X >= 3 | 0.1) = 1 - e^-0.1 (1 + 0.1 + 0.005)
+    assert f.details["p_value"] == round(1 - math.exp(-0.1) * 1.105, 6)
+    assert [r["review_id"] for r in f.details["reviews"]] == ["R40-1", "R40-1b", "R40-2"]
+    two = detect_negative_review_spike(base + today[:2], as_of, T.negative_review_spike)
+    assert two is not None and two.recovered  # 2 < min_count 3
+    # yesterday's reviews are not today's window
+    late = detect_negative_review_spike(base + today, day(41), T.negative_review_spike)
+    assert late is not None and late.recovered and late.details["count"] == 0
+    # reviews known for 10 days only: less than the 14 days of baseline needed, no verdict
+    short = [review(30, 5), *today]
+    assert detect_negative_review_spike(short, as_of, T.negative_review_spike) is None
     assert detect_negative_review_spike([], as_of, T.negative_review_spike) is None
 
 
 def test_negative_reviews_at_normal_velocity_are_not_a_spike() -> None:
+    # two 1-star reviews a day on days 10..39: 2.0 a day is normal for this product
+    base = [review(n, 1, review_id=f"B{n}-{i}") for n in range(10, 40) for i in range(2)]
+    four = [review(40, 1, review_id=f"T{i}") for i in range(4)]
+    f = detect_negative_review_spike(base + four, day(40), T.negative_review_spike)
+    # P(X >= 4 | 2) = 1 - e^-2 (1 + 2 + 2 + 4/3) = 0.142877 >= 0.01
+    assert f is not None and f.recovered and f.details["expected"] == 2.0
+    assert f.details["p_value"] == 0.142877
+    eight = [review(40, 2, review_id=f"T{i}") for i in range(8)]
+    g = detect_negative_review_spike(base + eight, day(40), T.negative_review_spike)
+    tail = 1 - sum(math.exp(-2) * 2**k / math.factorial(k) for k in range(8))
+    assert g is not None and not g.recovered and g.details["p_value"] == round(tail, 6)
+    assert g.severity == "critical"  # 8 >= 2 x min_count
+
+
+def test_negative_review_spike_market_md_rule() -> None:
+    params = with_overrides(T, "negative_review_spike", MARKET_MD_SPIKE).negative_review_spike
+    as_of = day(40)
+    spike = [review(40, 1), review(38, 2), review(35, 1), review(36, 5)]
+    f = detect_negative_review_spike(spike, as_of, params)
+    # 3 reviews of 1-2 stars in days 34..40, no baseline: a spike (the 5-star is ignored)
+    assert f is not None and not f.recovered and f.details["count"] == 3
+    assert [r["review_id"] for r in f.details["reviews"]] == ["R35-1", "R38-2", "R40-1"]
+    two = detect_negative_review_spike(spike[:2], as_of, params)
+    assert two is not None and two.recovered
     # 45 low reviews in the 90 days before the window: 0.5/day -> 3.5 expected in 7 days;
     # 3 in the window is not above 3.5 x 2 = 7
     baseline = [review(33 - (i * 2) % 90, 1, review_id=f"B{i}") for i in range(45)]
-    recent = [review(40, 1), review(38, 2), review(35, 1)]
-    f = detect_negative_review_spike(baseline + recent, day(40), T.negative_review_spike)
-    assert f is not None and f.recovered and f.details["expected"] == 3.5
+    normal = detect_negative_review_spike(baseline + spike[:3], as_of, params)
+    assert normal is not None and normal.recovered and normal.details["expected"] == 3.5
 
 
 # ---------------------------------------------------------------------------- competitors
@@ -456,7 +518,8 @@ def test_detect_runs_every_rule_in_order() -> None:
         competitor_prices=(CompetitorPrice("B0COMP0001", Decimal("12.00"), "USD"),),
         previous_listing=listing(),
         current_listing=listing(title="New title for the bottle"),
-        recent_reviews=(review(6, 1), review(5, 1), review(4, 2)),
+        # 16 days of quiet baseline (a 5-star on day -10), then three low-star reviews today
+        recent_reviews=(review(-10, 5), review(6, 1), review(6, 2), review(6, 1, "R6-1b")),
         invalid_runs=0,
     )
     findings = detect(hist, cur, ctx)

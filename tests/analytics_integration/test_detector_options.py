@@ -70,11 +70,14 @@ def test_out_of_stock_is_not_suppression() -> None:
 
 
 def test_bsr_move_vs_the_previous_check() -> None:
-    prev = with_overrides(T, "bsr_move", {"reference": "previous", "top_n": None}).bsr_move
+    prev = T.bsr_move  # the default: vs the previous check, no top-N test
+    assert prev == with_overrides(T, "bsr_move", {"reference": "previous", "top_n": None}).bsr_move
+    median = with_overrides(T, "bsr_move", {"reference": "median"}).bsr_move
     ranks = [1000, 1100, 1210, 1330, 1460, 1600]  # a slow drift: +60 % over the window
     history = [pt(i, bsr=r, bsr_category="K") for i, r in enumerate(ranks)]
     drift = pt(6, bsr=1700, bsr_category="K")
-    assert detect_bsr_move(history, drift, T.bsr_move) is not None  # the median rule fires
+    assert detect_bsr_move(history, drift, median) is not None  # the median rule fires
+    assert not detect_bsr_move(history, drift, median).recovered  # type: ignore[union-attr]
     quiet = detect_bsr_move(history, drift, prev)
     assert quiet is not None and quiet.recovered  # +6 % vs the previous check
     jump = detect_bsr_move(history[:2], pt(2, bsr=700, bsr_category="K"), prev)
@@ -95,48 +98,40 @@ def test_poisson_tail() -> None:
 
 def test_spike_poisson_test_with_observed_baseline() -> None:
     day31 = D0 + timedelta(days=31)
-    params = with_overrides(
-        T,
-        "negative_review_spike",
-        {"window_days": 1, "max_p_value": 0.01, "baseline_coverage": "observed"},
-    ).negative_review_spike
+    params = T.negative_review_spike  # the default: 1 day, p < 0.01, observed baseline
+    assert (params.window_days, params.max_p_value, params.baseline_coverage) == (
+        1,
+        0.01,
+        "observed",
+    )
     # 30 days known, 2 low-star reviews every 3 days: 0.67/day is normal for this product
     base = [rv(n, 1, i) for n in range(1, 31) if n % 3 == 0 for i in range(2)]
     base += [rv(n, 5, 9) for n in range(1, 31)]
-    normal = detect_negative_review_spike(
-        [*base, *(rv(31, 1, i) for i in range(3))], D0 + timedelta(days=31), params
-    )
+    normal = detect_negative_review_spike([*base, *(rv(31, 1, i) for i in range(3))], day31, params)
     assert normal is not None and normal.recovered
     assert normal.details["expected"] == 0.67 and normal.details["p_value"] > 0.01
-    spike = detect_negative_review_spike(
-        [*base, *(rv(31, 2, i) for i in range(6))], D0 + timedelta(days=31), params
-    )
+    spike = detect_negative_review_spike([*base, *(rv(31, 2, i) for i in range(6))], day31, params)
     assert spike is not None and not spike.recovered and spike.details["p_value"] < 0.01
-    # the same data with the default (90-day) coverage understates "normal": 3 looks a spike
-    window = with_overrides(T, "negative_review_spike", {"window_days": 1}).negative_review_spike
-    naive = detect_negative_review_spike(
-        [*base, *(rv(31, 1, i) for i in range(3))], D0 + timedelta(days=31), window
-    )
-    assert naive is not None and not naive.recovered
+    # the same data with a 90-day coverage understates "normal" (0.22/day): 3 looks a spike
+    window = with_overrides(
+        T, "negative_review_spike", {"baseline_coverage": "window"}
+    ).negative_review_spike
+    naive = detect_negative_review_spike([*base, *(rv(31, 1, i) for i in range(3))], day31, window)
+    assert naive is not None and not naive.recovered and naive.details["expected"] == 0.22
     # every review is in the window: no baseline at all, no verdict
-    assert (
-        detect_negative_review_spike(
-            [rv(31, 1, i) for i in range(4)], D0 + timedelta(days=31), params
-        )
-        is None
-    )
-    # too little baseline for a verdict when the product asks for two weeks of it
+    assert detect_negative_review_spike([rv(31, 1, i) for i in range(4)], day31, params) is None
+    # too little baseline for a verdict: 30 days known, the product asks for 31
     strict = with_overrides(
-        T,
-        "negative_review_spike",
-        {
-            "window_days": 1,
-            "max_p_value": 0.01,
-            "baseline_coverage": "observed",
-            "min_baseline_days": 31,
-        },
+        T, "negative_review_spike", {"min_baseline_days": 31}
     ).negative_review_spike
     assert (
         detect_negative_review_spike([*base, *(rv(31, 2, i) for i in range(6))], day31, strict)
+        is None
+    )
+    # and by default 14 days: reviews known since day 21 (10 days) give no verdict either
+    recent = [r for r in base if r.review_date and r.review_date > D0 + timedelta(days=20)]
+    assert len({r.review_date for r in recent}) == 10
+    assert (
+        detect_negative_review_spike([*recent, *(rv(31, 2, i) for i in range(6))], day31, params)
         is None
     )

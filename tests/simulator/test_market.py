@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from asinwatch.simulator import EVENT_TYPES, SimClock, SimConfig, Simulator, sample_asins
-from asinwatch.simulator.market import MarketModel
+from asinwatch.simulator.market import (
+    SPIKE_FACTOR,
+    SPIKE_MIN_LOW,
+    MarketModel,
+    expected_low_ratings,
+    spike_size,
+)
 
 DAYS = 60
 
@@ -82,6 +89,35 @@ def test_event_labels_match_what_the_pages_show() -> None:
     for e in events:
         if e.type == "hijacker":
             assert e.details["seller_id"] not in sim.authorised_sellers("amazon.com", e.asin)
+
+
+def test_negative_review_spikes_scale_with_the_listing_normal_rate() -> None:
+    model = MarketModel(seed=5, epoch=date(2026, 1, 1))
+    asins = sample_asins(5, 80)
+    p = model.profile("amazon.com", asins[0])
+    # 10 ratings a day, 20 % of them 1-2★: 2 a day is normal, a spike adds at least 10
+    busy = replace(p, review_rate=10.0, star_weights=(0.15, 0.05, 0.1, 0.2, 0.5))
+    assert expected_low_ratings(busy) == 2.0 and spike_size(busy) == 10
+    quiet = replace(busy, review_rate=0.5)  # 0.1 a day: the floor applies
+    assert spike_size(quiet) == SPIKE_MIN_LOW == 4
+    sizes = []
+    for asin in asins:
+        prof = model.profile("amazon.com", asin)
+        for e in model.events("amazon.com", asin, 1, DAYS):
+            if e.type != "negative_review_spike":
+                continue
+            low = sum(
+                1
+                for x in model.view(
+                    "amazon.com", asin, (e.at.date() - model.epoch).days
+                ).new_ratings
+                if x <= 2
+            )
+            # the label counts the day's low ratings: the injected burst and the normal ones
+            assert e.details["new_low_ratings"] == low >= spike_size(prof)
+            assert spike_size(prof) >= SPIKE_FACTOR * expected_low_ratings(prof)
+            sizes.append(spike_size(prof))
+    assert sizes and min(sizes) == SPIKE_MIN_LOW and max(sizes) > SPIKE_MIN_LOW
 
 
 def test_events_window_and_filters() -> None:

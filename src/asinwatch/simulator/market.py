@@ -5,6 +5,15 @@ hash(seed, marketplace, ASIN); day d's state from day d-1's and a generator seed
 hash(seed, marketplace, ASIN, d). Timelines are computed lazily into compact arrays and kept
 in a bounded LRU, so 5,000 ASINs x 100 days stays within tens of megabytes. Ground-truth events
 (what changed on which day) are derived by diffing consecutive days' displayed state.
+
+Labels are ground truth, not alert-worthiness:
+- ``price_change`` labels every change of the displayed price, the 0.5-3 % noise nudges
+  included, with its ``pct`` (vs the last displayed price); a consumer deciding what deserves
+  an alert filters on it (the alert-accuracy bench keeps |pct| >= 5, the detector's default).
+- ``negative_review_spike`` labels a day on which extra 1-2★ ratings were injected; the burst
+  scales with the listing's normal 1-2★ velocity (`spike_size`), so a labelled spike is
+  clearly above that listing's normal day, not three low ratings lost in a busy listing's flow.
+- ``bsr_move`` labels a rank change of >= 30 % vs the previous day (not vs a median).
 """
 
 from __future__ import annotations
@@ -39,6 +48,12 @@ CONTENT_FIELDS = ("title", "bullets", "description", "images", "aplus")
 _EDIT_P = (0.008, 0.012, 0.008, 0.010, 0.005)
 # A BSR change of at least this fraction vs the previous day is labelled a bsr_move.
 BSR_MOVE_THRESHOLD = 0.30
+# Negative-review spikes: daily probability, and the size of the burst of extra 1-2★ ratings
+# (see `spike_size`): SPIKE_FACTOR x the listing's normal day, and never fewer than
+# SPIKE_MIN_LOW (= 5 x a normal day of 0.8), plus 0-2 more at random.
+SPIKE_P = 0.015
+SPIKE_MIN_LOW = 4
+SPIKE_FACTOR = 5.0
 
 SELLER_BRAND, SELLER_AMAZON, SELLER_HIJACKER = 0, 1, 2
 
@@ -171,6 +186,22 @@ def round_stars(counts: tuple[int, ...]) -> Decimal | None:
     return mean.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
+def expected_low_ratings(p: Profile) -> float:
+    """The listing's normal number of new 1-2★ ratings per day."""
+    return p.review_rate * (p.star_weights[0] + p.star_weights[1])
+
+
+def spike_size(p: Profile) -> int:
+    """The smallest burst of extra 1-2★ ratings injected by a negative-review spike.
+
+    A seller calls a day a spike when it is clearly worse than the listing's normal day, so
+    the burst scales with the normal 1-2★ velocity: four extra low ratings stand out on a
+    listing that gets one every few weeks but not on one that gets two a day, whose spike
+    is ten or more. The floor keeps a quiet listing's spike several reviews strong.
+    """
+    return max(SPIKE_MIN_LOW, math.ceil(SPIKE_FACTOR * expected_low_ratings(p)))
+
+
 def sample_asins(seed: int, n: int) -> list[str]:
     """n distinct deterministic ASINs (benchmarks and tests use them as a catalogue)."""
     out: list[str] = []
@@ -273,10 +304,12 @@ class Timeline:
         new = [0, 0, 0, 0, 0]
         for _ in range(n):
             new[r.choices(range(5), weights=p.star_weights)[0]] += 1
-        spike = r.random() < 0.015
+        spike = r.random() < SPIKE_P
         if spike:
-            for _ in range(r.randint(3, 6)):
-                new[0 if r.random() < 0.6 else 1] += 1
+            # Its own generator: the spike's size does not shift the day's other draws.
+            sr = rng(self.seed, "spike", p.marketplace, p.asin, d)
+            for _ in range(spike_size(p) + sr.randint(0, 2)):
+                new[0 if sr.random() < 0.6 else 1] += 1
         for i in range(5):
             self._new[i].append(new[i])
             self._stars[i].append(self._stars[i][prev] + new[i])

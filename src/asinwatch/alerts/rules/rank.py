@@ -1,4 +1,4 @@
-"""BSR detector: a move vs the rolling median, and entering / leaving the top N."""
+"""BSR detector: a move vs the previous check (or the rolling median), and the top N."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from asinwatch.metrics.series import MetricPoint
 def detect_bsr_move(
     history: Sequence[MetricPoint], current: MetricPoint, params: BsrMoveThresholds
 ) -> Finding | None:
-    """Rank moved >= min_pct vs the rolling median of the same category, or crossed top N.
+    """Rank moved >= min_pct vs the reference of the same category, or crossed the top N.
 
-    The median test stays silent below `min_history` observations in the category; the
-    top-N test needs only the previous rank. A lower rank number is better.
+    The reference is the previous rank (default), the rolling median or either; the median
+    test stays silent below `min_history` observations in the category. The top-N test
+    (off unless `top_n` is set) needs only the previous rank. A lower rank number is better.
     """
     if current.bsr is None:
         return None

@@ -73,10 +73,13 @@ def _day(review: ReviewRecord) -> date:
 def detect_negative_review_spike(
     reviews: Sequence[ReviewRecord], as_of: date, params: NegativeReviewSpikeThresholds
 ) -> Finding | None:
-    """>= min_count low-star reviews in the window, above baseline velocity x factor.
+    """>= min_count low-star reviews in the window, and unusually many for this product.
 
-    The baseline is the low-star rate of the `baseline_days` before the window. Silent
-    without any reviews at hand.
+    "Unusually many" is a Poisson tail below `max_p_value` (default) or, without it, more
+    than baseline velocity x window x `baseline_factor`. The baseline is the low-star rate of
+    the `baseline_days` before the window, or with "observed" coverage (default) of the part
+    of them since the oldest review at hand. Silent without any reviews at hand, or with
+    less observed baseline than `min_baseline_days`.
     """
     if not reviews:
         return None

@@ -1,8 +1,10 @@
 """Thresholds of every alert type, with defaults, and per-product overrides.
 
-Defaults are the *heuristic* values of market.md turned into settings. A product overrides
-one alert type with a dict (the ``params`` JSON of ``core.alert_thresholds``); unknown keys
-and wrong types raise `ThresholdError` with a readable message instead of being ignored.
+Defaults are market.md's heuristics, except where the alert-accuracy bench measured better
+rules (BSR moves vs the previous check; the negative-review spike as a 1-day Poisson test
+against the product's observed rate). A product overrides one alert type with a dict (the
+``params`` JSON of ``core.alert_thresholds``); unknown keys and wrong types raise
+`ThresholdError` with a readable message instead of being ignored.
 """
 
 from __future__ import annotations
@@ -108,12 +110,15 @@ class SuppressedThresholds(_Params):
 
 class BsrMoveThresholds(_Params):
     min_pct: float = Field(30.0, gt=0)
-    # What the move is measured against: the rolling median (market.md's rule, drifts count),
-    # the previous observation (day-over-day jumps only), or either.
-    reference: Literal["median", "previous", "both"] = "median"
+    # What the move is measured against: the previous observation (day-over-day jumps, the
+    # default: a rank is a random walk, so market.md's rolling-median rule also fires on slow
+    # drifts nobody acts on), the rolling median, or either.
+    reference: Literal["median", "previous", "both"] = "previous"
     median_window: int = Field(14, ge=2)
     min_history: int = Field(5, ge=2)
-    top_n: int | None = Field(100, ge=1)
+    # Entering / leaving the top N: off by default, a per-product override (the seller sets
+    # the rank that matters for that product).
+    top_n: int | None = Field(None, ge=1)
 
 
 class RatingDropThresholds(_Params):
@@ -122,19 +127,23 @@ class RatingDropThresholds(_Params):
 
 
 class NegativeReviewSpikeThresholds(_Params):
+    """The day's new low-star reviews vs the product's own normal rate (measured defaults:
+    docs/BENCHMARKS.md, "Alert accuracy"; market.md's 7-day x 2 rule is an override away)."""
+
     max_stars: int = Field(2, ge=1, le=4)
-    window_days: int = Field(7, ge=1, le=90)
+    window_days: int = Field(1, ge=1, le=90)
     min_count: int = Field(3, ge=1)
     baseline_days: int = Field(90, ge=1, le=730)
-    # The window count must exceed the baseline rate x window x factor ("above normal").
+    # Without max_p_value: the window count must exceed baseline rate x window x factor.
     baseline_factor: float = Field(2.0, ge=1)
-    # When set, "above normal" is instead a Poisson test: P(X >= count | expected) < this.
-    max_p_value: float | None = Field(None, gt=0, lt=1)
-    # "window": the rate is over all baseline_days; "observed": only over the days since the
-    # oldest review at hand (a product tracked for 10 days has 10 days of baseline, not 90).
-    baseline_coverage: Literal["window", "observed"] = "window"
+    # "Above normal" as a Poisson test: P(X >= count | expected) < this. None: use the
+    # baseline_factor rule instead.
+    max_p_value: float | None = Field(0.01, gt=0, lt=1)
+    # "observed": the rate is over the days since the oldest review at hand (a product
+    # tracked for 10 days has 10 days of baseline, not 90); "window": over all baseline_days.
+    baseline_coverage: Literal["window", "observed"] = "observed"
     # With "observed" coverage: no verdict until the baseline spans this many days.
-    min_baseline_days: int = Field(0, ge=0, le=730)
+    min_baseline_days: int = Field(14, ge=0, le=730)
 
 
 class CompetitorUndercutThresholds(_Params):
