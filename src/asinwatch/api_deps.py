@@ -8,8 +8,10 @@ Cache-first reads (`cached_read`): the value is looked up under the architecture
 (kit.cache); a stale hit answers at once with ``stale_at`` in the body while one background
 task reloads it; Redis down answers from the database (``X-Cache: bypass``). The ETag is weak
 and computed from the cached value only, so the same data revalidates to 304 whether it is
-served fresh or stale. ``Cache-Control: private, max-age=<fresh>`` and ``Vary: Authorization``:
-the data is per-user-authorised, so no shared cache (edge) may keep it.
+served fresh or stale. The ETag and the fresh body are derived once per cached value (kept in
+the entry's memo, `Cache.read`), not per request. ``Cache-Control: private, max-age=<fresh>``
+and ``Vary: Authorization``: the data is per-user-authorised, so no shared cache (edge) may
+keep it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from asinwatch.catalog.marketplaces import MARKETPLACES, normalise_asin
 from asinwatch.config import get_settings
 from asinwatch.kit.cache import Cache, compare_key, product_keys
 from asinwatch.kit.db import async_session_scope
-from asinwatch.kit.etag import dumps, json_response, make_etag
+from asinwatch.kit.etag import dumps, json_bytes_response, json_response, make_etag
 from asinwatch.kit.pagination import MAX_CURSOR_CHARS, PageParams
 from asinwatch.kit.problems import PROBLEM_MEDIA_TYPE, ProblemError
 
@@ -221,12 +223,18 @@ def not_found(detail: str) -> ProblemError:
 # --- cache-first reads ---------------------------------------------------------------------
 
 
-async def get_optional_cache(request: Request) -> Cache | None:
+def optional_cache(request: Request) -> Cache | None:
     """The app's cache, or None when reads are configured to go straight to the database."""
     if not get_settings().api.read_cache_enabled:
         return None
     cache = getattr(request.app.state, "cache", None)
     return cache if isinstance(cache, Cache) else None
+
+
+async def get_optional_cache(request: Request) -> Cache | None:
+    """Dependency form of `optional_cache` (hot endpoints call the function directly: every
+    dependency FastAPI resolves costs several microseconds per request)."""
+    return optional_cache(request)
 
 
 OptionalCache = Annotated[Cache | None, Depends(get_optional_cache)]
@@ -245,20 +253,29 @@ async def cached_read(
     """Cache-first JSON read (see the module docstring). `loader` opens its own session and
     returns the JSON-able body, or None for "not found" (cached too: a flood of lookups for
     an unknown ASIN stays off the database; tracking the product invalidates the key)."""
+    memo: dict[str, Any]
     if cache is None:
-        value, stale_at, outcome = await loader(), None, "off"
+        value, stale_at, outcome, memo = await loader(), None, "off", {}
     else:
-        value, stale_at, outcome = await cache.get_or_load(
+        value, stale_at, outcome, memo = await cache.read(
             key, loader, fresh_s, get_settings().cache.stale_s, kind
         )
     headers = {CACHE_HEADER: outcome}
     if value is None:
         raise ProblemError(404, detail=missing, type_suffix="not-found", headers=headers)
-    body = {**value, "stale_at": stale_at.isoformat() if stale_at is not None else None}
-    return json_response(
+    etag = memo.get("etag")
+    if etag is None:
+        etag = memo["etag"] = make_etag(dumps(value), weak=True)
+    if stale_at is None:
+        body = memo.get("fresh_body")
+        if body is None:
+            body = memo["fresh_body"] = dumps({**value, "stale_at": None})
+    else:
+        body = dumps({**value, "stale_at": stale_at.isoformat()})
+    return json_bytes_response(
         request,
         body,
-        etag=make_etag(dumps(value), weak=True),
+        etag=etag,
         cache_control=f"private, max-age={fresh_s}",
         vary=VARY,
         headers=headers,

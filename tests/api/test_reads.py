@@ -11,6 +11,7 @@ import psycopg
 from fastapi import FastAPI
 
 from asinwatch.kit.cache import Cache, summary_key
+from asinwatch.kit.etag import dumps, make_etag
 from tests.api.seed import COMP, MP, OWN, UNKNOWN, today
 
 Auth = Callable[..., dict[str, str]]
@@ -201,3 +202,30 @@ async def test_write_invalidates_summary(
     assert await cache._redis.exists(cache._prefix + summary_key(MP, OWN)) == 0
     after = await client.get(f"/v1/products/{OWN}", headers=auth("viewer"))
     assert after.headers["x-cache"] == "miss" and after.json()["open_alerts"] == []
+
+
+async def test_hits_serve_the_bytes_and_etag_of_the_first_read_fresh_or_stale(
+    app: FastAPI, client: httpx.AsyncClient, auth: Auth, seeded: str
+) -> None:
+    cache: Cache = app.state.cache
+    clock = [2_000_000.0]
+    cache._clock = lambda: clock[0]
+    path = f"/v1/products/{OWN}"
+    reads = [await client.get(path, headers=auth("viewer")) for _ in range(3)]
+    assert [r.headers["x-cache"] for r in reads] == ["miss", "hit", "hit"]
+    assert len({r.content for r in reads}) == 1  # the body kept with the entry is the same
+    etag = reads[0].headers["etag"]
+    assert {r.headers["etag"] for r in reads} == {etag}
+    # Still the weak hash of the cached value alone (stale_at is not part of it).
+    value = {k: v for k, v in reads[0].json().items() if k != "stale_at"}
+    assert etag == make_etag(dumps(value), weak=True)
+    not_modified = await client.get(path, headers=auth("viewer", **{"If-None-Match": etag}))
+    assert not_modified.status_code == 304 and not_modified.headers["x-cache"] == "hit"
+
+    clock[0] += 61  # past summary_fresh_s: served stale from Redis, same validator
+    stale = await client.get(path, headers=auth("viewer"))
+    assert stale.headers["x-cache"] == "stale"
+    assert stale.headers["etag"] == etag
+    assert stale.json()["stale_at"] is not None
+    assert {k: v for k, v in stale.json().items() if k != "stale_at"} == value
+    await cache.drain()

@@ -304,3 +304,24 @@ def test_key_names_include_the_marketplace() -> None:
         with pytest.raises(ValueError):
             summary_key("amazon.com", bad)
     assert cache_mod.INVALIDATION_CHANNEL == "cache:invalidate"
+
+
+async def test_read_hands_back_one_memo_per_stored_value(make_cache: MakeCache) -> None:
+    c = make_cache(clock=Clock())
+    key = summary_key("amazon.com", "B0MEMO0001")
+    load = CountingLoader()
+    miss = await c.read(key, load, 60, 600, "summary")
+    hits = [await c.read(key, load, 60, 600, "summary") for _ in range(2)]
+    assert miss.outcome == "miss" and miss.memo == {}
+    assert [h.outcome for h in hits] == ["hit", "hit"]
+    assert hits[0].memo is hits[1].memo
+    assert hits[0].value == miss.value == {"value": "v", "load": 1}
+    hits[0].memo["etag"] = "derived once"
+    assert (await c.read(key, load, 60, 600, "summary")).memo["etag"] == "derived once"
+    assert await c.get_or_load(key, load, 60, 600, "summary") == (miss.value, None, "hit")
+
+    await c.invalidate(key)  # a new value never inherits what was derived from the old one
+    await c.read(key, load, 60, 600, "summary")
+    renewed = await c.read(key, load, 60, 600, "summary")
+    assert renewed.outcome == "hit" and renewed.value["load"] == 2
+    assert "etag" not in renewed.memo

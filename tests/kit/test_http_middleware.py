@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import httpx
 import pytest
+import structlog
 from prometheus_client import REGISTRY
+from starlette.responses import HTMLResponse, Response
 from structlog.testing import capture_logs
 
 from asinwatch.kit.http_middleware import UNMATCHED_ROUTE
@@ -100,3 +103,47 @@ async def test_cors_allows_only_configured_origins() -> None:
 async def test_no_cors_headers_when_no_origins_configured(client: httpx.AsyncClient) -> None:
     resp = await client.get("/items/1", headers={"Origin": "https://app.example"})
     assert "access-control-allow-origin" not in resp.headers
+
+
+async def test_security_headers_never_override_or_duplicate_what_the_app_set() -> None:
+    app = build_app()
+
+    @app.get("/framed")
+    async def framed() -> Response:
+        return Response(
+            b"{}",
+            media_type="application/json",
+            headers={"X-Frame-Options": "SAMEORIGIN", "Content-Security-Policy": "default-src x"},
+        )
+
+    @app.get("/page")
+    async def page() -> HTMLResponse:
+        return HTMLResponse("<p>docs</p>")
+
+    async with client_for(app, base_url="https://test") as c:
+        framed_resp = await c.get("/framed")
+        page_resp = await c.get("/page")
+    assert framed_resp.headers.get_list("x-frame-options") == ["SAMEORIGIN"]
+    assert framed_resp.headers.get_list("content-security-policy") == ["default-src x"]
+    assert framed_resp.headers["x-content-type-options"] == "nosniff"
+    assert framed_resp.headers["strict-transport-security"].startswith("max-age=")
+    assert "content-security-policy" not in page_resp.headers  # HTML gets no strict CSP
+    assert page_resp.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_metrics_are_counted_when_the_log_level_drops_access_lines(
+    client: httpx.AsyncClient,
+) -> None:
+    saved = structlog.get_config()
+    before = _requests("/items/{item_id}", "200")
+    try:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+        with capture_logs() as logs:
+            await client.get("/items/7")
+    finally:
+        structlog.configure(**saved)
+    assert _requests("/items/{item_id}", "200") == before + 1
+    assert [e for e in logs if e["event"] == "http_request"] == []
+    with capture_logs() as logs:
+        await client.get("/items/8")
+    assert [e["route"] for e in logs if e["event"] == "http_request"] == ["/items/{item_id}"]

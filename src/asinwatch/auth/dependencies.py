@@ -29,17 +29,29 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from asinwatch.auth.jwt import AuthenticationError, ForbiddenError, JwtVerifier
 from asinwatch.auth.roles import Principal, Role, parse_role
-from asinwatch.config import get_settings
+from asinwatch.config import AuthSettings, get_settings
 
 # auto_error=False: our own 401 (problem+json with WWW-Authenticate) instead of FastAPI's.
 bearer_scheme = HTTPBearer(auto_error=False, description="Supabase access token (JWT)")
 
 _verifiers: dict[tuple[object, ...], JwtVerifier] = {}
+# The verifier of the last AuthSettings object seen: settings are read once per process (and
+# replaced by `reset_settings_cache`), so the identity check skips building the key per request.
+_last: tuple[AuthSettings, JwtVerifier] | None = None
 
 
 async def get_verifier() -> JwtVerifier:
     """The process's verifier for the current auth settings (its JWKS cache lives with it)."""
+    return current_verifier()
+
+
+def current_verifier() -> JwtVerifier:
+    """`get_verifier` without the coroutine, for code outside FastAPI's dependency system."""
+    global _last
     auth = get_settings().auth
+    last = _last
+    if last is not None and last[0] is auth:
+        return last[1]
     key = (
         auth.jwt_secret.get_secret_value(),
         auth.jwks_url,
@@ -53,6 +65,7 @@ async def get_verifier() -> JwtVerifier:
     verifier = _verifiers.get(key)
     if verifier is None:
         verifier = _verifiers[key] = JwtVerifier(auth)
+    _last = (auth, verifier)
     return verifier
 
 

@@ -10,6 +10,15 @@ the JWKS at settings.auth.jwks_url with a matching ``kid`` and key type. ``jku``
 The JWKS is cached for settings.auth.jwks_cache_s and refetched once when a token names an
 unknown ``kid`` (key rotation), but at most once per `min_refresh_interval_s`, so a stream of
 forged kids cannot hammer the identity provider.
+
+Verifying costs ~0.1 ms of CPU per request (base64, JSON, HMAC or a public-key operation), so
+a verifier remembers the claims of the tokens that verified, by the exact token string, in a
+small bounded `VerifiedTokenCache`: an entry is reused for at most a few seconds and never
+past the token's ``exp`` (+ leeway, as PyJWT checks it). Any other string (a tampered byte, a
+different token) misses and is verified in full; failures are never cached. A stateless JWT
+has no revocation, so this changes nothing there; an entry of a JWKS-verified token is also
+dropped as soon as the key set is due for a refresh or has been refetched, so a key removed
+from the JWKS stops being trusted exactly when it would have without the cache.
 """
 
 from __future__ import annotations
@@ -17,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 import jwt
+import orjson
 import structlog
 
 from asinwatch.auth.roles import (
@@ -52,6 +63,8 @@ ASYMMETRIC_KEY_TYPES: dict[str, str] = {
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 DEFAULT_MIN_REFRESH_INTERVAL_S = 30.0
+DEFAULT_CLAIMS_CACHE_S = 5.0
+DEFAULT_CLAIMS_CACHE_ENTRIES = 2048
 
 
 class AuthError(ProblemError):
@@ -125,6 +138,9 @@ class JwksKeyStore:
         self._kid_refresh_at = float("-inf")
         self._lock = asyncio.Lock()
         self.fetch_count = 0
+        # Bumped whenever the key set is replaced: verifications cached under an older
+        # generation are not reused (see `is_current`).
+        self.generation = 0
 
     async def get_key(self, kid: str, alg: str) -> jwt.PyJWK:
         """The verifying key for (kid, alg); `AuthenticationError` when there is none."""
@@ -147,6 +163,14 @@ class JwksKeyStore:
             raise AuthenticationError("token algorithm does not match its key curve")
         return key
 
+    def is_current(self, generation: int) -> bool:
+        """True while the keys of `generation` are the cached ones and not due for a refresh."""
+        return (
+            generation == self.generation
+            and self._keys is not None
+            and self._clock() < self._fetched_at + self._cache_s
+        )
+
     def _lookup(self, kid: str) -> tuple[jwt.PyJWK, dict[str, Any]] | None:
         return None if self._keys is None else self._keys.get(kid)
 
@@ -167,6 +191,7 @@ class JwksKeyStore:
             return
         self._keys = _parse_jwks(document)
         self._fetched_at = self._clock()
+        self.generation += 1
         log.info("jwks_fetched", url=self.url, keys=len(self._keys))
 
 
@@ -188,10 +213,74 @@ def _parse_jwks(document: object) -> dict[str, tuple[jwt.PyJWK, dict[str, Any]]]
     return keys
 
 
+class VerifiedTokenCache:
+    """Claims of tokens that verified, by token string: bounded LRU, short-lived.
+
+    An entry lives `ttl_s` at most and never reaches ``exp + leeway_s`` (PyJWT accepts a token
+    while ``now < exp + leeway``). Entries of JWKS-verified tokens carry the key set's
+    generation and are only valid while `is_current(generation)` says that key set is still
+    the current one. The claims are kept as JSON and decoded on every hit, so a caller that
+    changes its claims dict cannot change what the next request sees.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float = DEFAULT_CLAIMS_CACHE_S,
+        max_entries: int = DEFAULT_CLAIMS_CACHE_ENTRIES,
+        *,
+        leeway_s: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._leeway_s = leeway_s
+        self._clock = clock
+        # token -> (valid until, key set generation or None for HMAC, claims as JSON)
+        self._entries: OrderedDict[str, tuple[float, int | None, bytes]] = OrderedDict()
+
+    def get(
+        self, token: str, is_current: Callable[[int], bool] | None = None
+    ) -> dict[str, Any] | None:
+        item = self._entries.get(token)
+        if item is None:
+            return None
+        until, generation, blob = item
+        if self._clock() >= until or (
+            generation is not None and (is_current is None or not is_current(generation))
+        ):
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        claims: dict[str, Any] = orjson.loads(blob)
+        return claims
+
+    def put(self, token: str, claims: Mapping[str, Any], generation: int | None = None) -> None:
+        if self.ttl_s <= 0 or self.max_entries <= 0:
+            return
+        try:
+            until = min(self._clock() + self.ttl_s, float(claims["exp"]) + self._leeway_s)
+            blob = orjson.dumps(claims)
+        except (KeyError, TypeError, ValueError, orjson.JSONEncodeError):
+            return  # e.g. an integer beyond 64 bits: just verify that token every time
+        self._entries[token] = (until, generation, blob)
+        self._entries.move_to_end(token)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class JwtVerifier:
     """Verifies bearer tokens against the auth settings; see the module docstring for rules."""
 
-    def __init__(self, auth: AuthSettings, jwks: JwksKeyStore | None = None) -> None:
+    def __init__(
+        self,
+        auth: AuthSettings,
+        jwks: JwksKeyStore | None = None,
+        *,
+        claims_cache: VerifiedTokenCache | None = None,
+    ) -> None:
         bad = [a for a in auth.algorithms if a not in HMAC_ALGORITHMS | ASYMMETRIC_KEY_TYPES.keys()]
         if bad:
             raise ValueError(f"unsupported JWT algorithms in settings: {bad}")
@@ -201,9 +290,20 @@ class JwtVerifier:
         if jwks is None and auth.jwks_url:
             jwks = JwksKeyStore(auth.jwks_url, cache_s=auth.jwks_cache_s)
         self.jwks = jwks
+        self.claims_cache = (
+            claims_cache if claims_cache is not None else VerifiedTokenCache(leeway_s=auth.leeway_s)
+        )
+
+    def cached_claims(self, token: str) -> dict[str, Any] | None:
+        """The claims of `token` if it verified recently and still would (no verification)."""
+        return self.claims_cache.get(token, self.jwks.is_current if self.jwks else None)
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The verified claims of `token`, or `AuthenticationError`."""
+        cached = self.cached_claims(token)
+        if cached is not None:
+            return cached
+        generation: int | None = None
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -223,6 +323,7 @@ class JwtVerifier:
             if not isinstance(kid, str) or not kid:
                 raise AuthenticationError("token header has no kid")
             key = (await self.jwks.get_key(kid, alg)).key
+            generation = self.jwks.generation
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -249,6 +350,7 @@ class JwtVerifier:
             raise AuthenticationError("invalid token") from exc
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise AuthenticationError("token subject is empty")
+        self.claims_cache.put(token, claims, generation)
         return claims
 
     def principal(self, claims: Mapping[str, Any]) -> Principal:

@@ -67,6 +67,17 @@ class CacheResult(NamedTuple, Generic[T]):
     outcome: Outcome
 
 
+class CacheRead(NamedTuple, Generic[T]):
+    """`CacheResult` plus the memo of the cached entry (see `Envelope.memo`): the same dict for
+    every read of one stored value, a new empty one when the value was not served from the
+    cache (miss, bypass)."""
+
+    value: T
+    stale_at: datetime | None
+    outcome: Outcome
+    memo: dict[str, Any]
+
+
 # --- key names (architecture §2b, with the marketplace) ------------------------------------
 
 
@@ -139,6 +150,7 @@ class Cache:
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._events: dict[tuple[str, str], Any] = {}
         self._down_until = 0.0
         self._listener: InvalidationListener | None = None
         self._listener_task: asyncio.Task[None] | None = None
@@ -189,35 +201,53 @@ class Cache:
     async def get_or_load(
         self, key: str, loader: Loader[T], fresh_s: float, stale_s: float, kind: str
     ) -> CacheResult[T]:
+        value, stale_at, outcome, _ = await self.read(key, loader, fresh_s, stale_s, kind)
+        return CacheResult(value, stale_at, outcome)
+
+    async def read(
+        self, key: str, loader: Loader[T], fresh_s: float, stale_s: float, kind: str
+    ) -> CacheRead[T]:
+        """`get_or_load` that also hands back the entry's memo (for derived data)."""
         now = self._clock()
         local = self._local.get(key, now)
         if local is not None and now < local.fresh_until:
-            return self._result(local.payload, None, "hit", kind)
+            return self._result(local.payload, None, "hit", kind, local.memo)
         if time.monotonic() < self._down_until:
-            return self._result(await self._coalesce(key, loader), None, "bypass", kind)
+            return self._result(await self._coalesce(key, loader), None, "bypass", kind, {})
         try:
             raw = await self._redis.get(self._prefix + key)
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
-            return self._result(await self._coalesce(key, loader), None, "bypass", kind)
+            return self._result(await self._coalesce(key, loader), None, "bypass", kind, {})
         if not self.healthy:
             self._set_health(True)
         envelope = _decode(raw)
         if envelope is not None:
             if now < envelope.fresh_until:
                 self._local.put(key, envelope, now)
-                return self._result(envelope.payload, None, "hit", kind)
+                return self._result(envelope.payload, None, "hit", kind, envelope.memo)
             if now < envelope.stale_until:
                 self._refresh_in_background(key, loader, fresh_s, stale_s)
-                return self._result(envelope.payload, _at(envelope.fresh_until), "stale", kind)
+                return self._result(
+                    envelope.payload, _at(envelope.fresh_until), "stale", kind, envelope.memo
+                )
         value = await self._coalesce(key, lambda: self._load_locked(key, loader, fresh_s, stale_s))
-        return self._result(value, None, "miss", kind)
+        return self._result(value, None, "miss", kind, {})
 
     def _result(
-        self, value: T, stale_at: datetime | None, outcome: Outcome, kind: str
-    ) -> CacheResult[T]:
-        CACHE_EVENTS.labels(kind, outcome).inc()
-        return CacheResult(value, stale_at, outcome)
+        self,
+        value: T,
+        stale_at: datetime | None,
+        outcome: Outcome,
+        kind: str,
+        memo: dict[str, Any],
+    ) -> CacheRead[T]:
+        counter = self._events.get((kind, outcome))
+        if counter is None:
+            # labels() takes a lock and builds a key per call; the child is stable, keep it.
+            counter = self._events[(kind, outcome)] = CACHE_EVENTS.labels(kind, outcome)
+        counter.inc()
+        return CacheRead(value, stale_at, outcome, memo)
 
     def _redis_failed(self, exc: BaseException) -> None:
         if self.healthy:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -30,11 +30,16 @@ class Envelope:
 
     Fresh until `fresh_until`; from then on it is stale (``stale_at`` = `fresh_until`) and may
     be served while refreshing until `stale_until`, when Redis drops it.
+
+    `memo` holds what readers derive from the payload (its ETag, its serialised body), so a
+    value served many times from the local layer is hashed and serialised once. Payloads are
+    never changed after they are cached (every reader shares them), so the memo stays true.
     """
 
     payload: Any
     fresh_until: float
     stale_until: float
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def encode(self) -> bytes:
         return orjson.dumps(

@@ -5,7 +5,8 @@
   lists, ``W/`` prefixes ignored on both sides).
 - `not_modified_response(...)`: a 304 carrying the ETag, Cache-Control and Vary the 200 would.
 - `json_response(request, content, ...)`: orjson body + ETag + Cache-Control + Vary, answering
-  304 by itself when a GET/HEAD's If-None-Match matches. Endpoint use::
+  304 by itself when a GET/HEAD's If-None-Match matches; `json_bytes_response` does the same
+  for a body serialised beforehand (kept with a cached value). Endpoint use::
 
       @router.get("/v1/products/{asin}")
       async def product(asin: str, request: Request, ...) -> Response:
@@ -129,14 +130,35 @@ def json_response(
     """A JSON response with an ETag (from the body unless `etag` is given) that answers 304
     itself when the request is a GET/HEAD whose If-None-Match matches."""
     body = dumps(content)
-    tag = etag or make_etag(body, weak=weak)
+    return json_bytes_response(
+        request,
+        body,
+        etag=etag or make_etag(body, weak=weak),
+        status_code=status_code,
+        cache_control=cache_control,
+        vary=vary,
+        headers=headers,
+    )
+
+
+def json_bytes_response(
+    request: Request,
+    body: bytes,
+    *,
+    etag: str,
+    status_code: int = 200,
+    cache_control: str | None = DEFAULT_CACHE_CONTROL,
+    vary: str | None = DEFAULT_VARY,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """`json_response` for a body already serialised (JSON bytes) with its validator."""
     if request.method in ("GET", "HEAD") and if_none_match_matches(
-        request.headers.get("if-none-match"), tag
+        request.headers.get("if-none-match"), etag
     ):
-        return not_modified_response(tag, cache_control=cache_control, vary=vary, headers=headers)
+        return not_modified_response(etag, cache_control=cache_control, vary=vary, headers=headers)
     return Response(
         content=body,
         status_code=status_code,
         media_type="application/json",
-        headers=_caching_headers(tag, cache_control, vary, headers),
+        headers=_caching_headers(etag, cache_control, vary, headers),
     )

@@ -21,6 +21,7 @@ body buffering. The stack, outermost first:
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -110,9 +111,30 @@ def route_template(scope: Scope) -> str:
     return UNMATCHED_ROUTE
 
 
+def _info_logged() -> bool:
+    """False when the configured structlog level drops INFO lines (skip building them)."""
+    is_enabled_for = getattr(structlog.get_config()["wrapper_class"], "is_enabled_for", None)
+    if is_enabled_for is None:
+        return True  # a wrapper class that does not say: let it decide
+    return bool(is_enabled_for(None, logging.INFO))
+
+
 class AccessLogMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Metric children by label values (bounded: methods x route templates x statuses);
+        # labels() takes a lock and builds its key on every call.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _metrics(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        key = (method, route, status)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (
+                HTTP_REQUESTS.labels(method, route, str(status)),
+                HTTP_LATENCY.labels(method, route),
+            )
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,16 +155,18 @@ class AccessLogMiddleware:
             elapsed = time.perf_counter() - started
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
             route = route_template(scope)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
-            log.info(
-                "http_request",
-                method=method,
-                route=route,
-                path=scope.get("path", ""),
-                status=status,
-                latency_ms=round(elapsed * 1000, 2),
-            )
+            requests, latency = self._metrics(method, route, status)
+            requests.inc()
+            latency.observe(elapsed)
+            if _info_logged():
+                log.info(
+                    "http_request",
+                    method=method,
+                    route=route,
+                    path=scope.get("path", ""),
+                    status=status,
+                    latency_ms=round(elapsed * 1000, 2),
+                )
 
 
 STRICT_JSON_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -154,6 +178,15 @@ def came_over_https(scope: Scope) -> bool:
         return True
     forwarded = Headers(scope=scope).get("x-forwarded-proto", "")
     return forwarded.split(",")[0].strip().lower() == "https"
+
+
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+_CSP = (b"content-security-policy", STRICT_JSON_CSP.encode())
+_HSTS = (b"strict-transport-security", HSTS_VALUE.encode())
 
 
 class SecurityHeadersMiddleware:
@@ -168,15 +201,18 @@ class SecurityHeadersMiddleware:
 
         async def send_secured(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "no-referrer")
+                # One pass over the raw headers; each is added only when the app did not set it.
+                raw = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in raw}
+                content_type = next((v for n, v in raw if n.lower() == b"content-type"), b"")
+                wanted = list(_SECURITY_HEADERS)
                 # HTML (the dev docs UI) loads scripts; every API body is JSON and gets none.
-                if not headers.get("content-type", "").startswith("text/html"):
-                    headers.setdefault("Content-Security-Policy", STRICT_JSON_CSP)
+                if not content_type.startswith(b"text/html"):
+                    wanted.append(_CSP)
                 if https:
-                    headers.setdefault("Strict-Transport-Security", HSTS_VALUE)
+                    wanted.append(_HSTS)
+                raw.extend(header for header in wanted if header[0] not in present)
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_secured)

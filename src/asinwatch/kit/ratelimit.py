@@ -19,24 +19,38 @@ Headers (draft-ietf-httpapi-ratelimit-headers): every limited response carries
 Per-principal use (a router-level dependency; `authenticate` is resolved once per request)::
 
     router = APIRouter(prefix="/v1", dependencies=[Depends(enforce_principal_rate_limit)])
+
+One round trip when both limits apply: the IP middleware also charges the principal bucket in
+the same Lua call when (a) the bearer token verified recently (the verifier's claims cache: a
+dictionary look-up, no verification) and (b) earlier requests showed that this method and
+path reach the `enforce_principal_rate_limit` dependency. The script checks the IP bucket
+first and stops at the first refusal, exactly like the two separate calls. The dependency still
+authenticates the token in full and then uses that decision (same limiter, limit and subject)
+instead of calling Redis again, so a principal refusal is the same 429 from the same place.
+Anything else (an unknown token, another route, overridden dependencies) takes the two-call
+path.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
 import structlog
 from fastapi import Depends, Request
+from fastapi.security.utils import get_authorization_scheme_param
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asinwatch.auth.dependencies import authenticate
+from asinwatch.auth.dependencies import authenticate, current_verifier, get_verifier
+from asinwatch.auth.jwt import AuthError
 from asinwatch.auth.roles import Principal
 from asinwatch.config import get_settings
 from asinwatch.kit.problems import ProblemError, problem_response, request_id_of
@@ -47,23 +61,31 @@ log = structlog.get_logger(__name__)
 WINDOW_S = 60
 DEFAULT_EXEMPT_PATHS = ("/v1/health", "/v1/metrics")
 
-# KEYS[1] = bucket; ARGV[1] = limit per period; ARGV[2] = period in ms.
-# Returns {allowed, remaining, retry_after_ms, reset_ms}.
+# KEYS = buckets, checked in order; ARGV[1] = period in ms; ARGV[1 + i] = limit of KEYS[i].
+# Returns "allowed remaining retry_after_ms reset_ms" per bucket checked, space-separated (one
+# bulk string parses much faster than nested arrays), and stops after the first refusal (later
+# buckets are not charged): the same as one call per bucket in turn.
 _GCRA_LUA = """
-local limit = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local interval = period / limit
+local period = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - period
-if allow_at > now then
-  return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[i + 1])
+  local interval = period / limit
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - period
+  if allow_at > now then
+    table.insert(out, string.format('0 0 %d %d', math.ceil(allow_at - now), math.ceil(tat - now)))
+    return table.concat(out, ' ')
+  end
+  redis.call('SET', key, string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now))
+  table.insert(out, string.format('1 %d 0 %d', math.floor((now - allow_at) / interval),
+    math.ceil(new_tat - now)))
 end
-redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now))
-return {1, math.floor((now - allow_at) / interval), 0, math.ceil(new_tat - now)}
+return table.concat(out, ' ')
 """
 
 _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
@@ -139,11 +161,21 @@ class RateLimiter:
 
     async def hit(self, bucket: str, limit: int, policy: str) -> RateLimitDecision | None:
         """Count one request against `bucket`; None when Redis is unavailable (allow it)."""
+        decisions = await self.hit_many([(bucket, limit, policy)])
+        return decisions[0] if decisions else None
+
+    async def hit_many(
+        self, buckets: Sequence[tuple[str, int, str]]
+    ) -> list[RateLimitDecision] | None:
+        """Count one request against each (bucket, limit, policy) in order, in one Redis call,
+        stopping at the first refusal (the last decision returned); None when Redis is
+        unavailable (allow it)."""
         if time.monotonic() < self._down_until:
             return None
         try:
             raw: Any = await self._gcra()(
-                keys=[self._prefix + "ratelimit:" + bucket], args=[limit, self._window_s * 1000]
+                keys=[self._prefix + "ratelimit:" + bucket for bucket, _, _ in buckets],
+                args=[self._window_s * 1000, *(limit for _, limit, _ in buckets)],
             )
         except _REDIS_ERRORS as exc:
             self._down_until = time.monotonic() + self._retry_after_failure_s
@@ -152,16 +184,22 @@ class RateLimiter:
             self.healthy = False
             return None
         self.healthy = True
-        allowed, remaining, retry_ms, reset_ms = (int(x) for x in raw)
-        return RateLimitDecision(
-            policy=policy,
-            allowed=bool(allowed),
-            limit=limit,
-            remaining=max(0, remaining),
-            retry_after_s=math.ceil(retry_ms / 1000),
-            reset_s=math.ceil(reset_ms / 1000),
-            window_s=self._window_s,
-        )
+        numbers = [int(x) for x in raw.split()]
+        decisions = []
+        for (_, limit, policy), at in zip(buckets, range(0, len(numbers), 4), strict=False):
+            allowed, remaining, retry_ms, reset_ms = numbers[at : at + 4]
+            decisions.append(
+                RateLimitDecision(
+                    policy=policy,
+                    allowed=bool(allowed),
+                    limit=limit,
+                    remaining=max(0, remaining),
+                    retry_after_s=math.ceil(retry_ms / 1000),
+                    reset_s=math.ceil(reset_ms / 1000),
+                    window_s=self._window_s,
+                )
+            )
+        return decisions
 
     async def aclose(self) -> None:
         if self._redis is not None:
@@ -174,12 +212,48 @@ def _decisions(scope: Scope) -> list[RateLimitDecision]:
     return found
 
 
+@dataclass(frozen=True)
+class _PrincipalPrecharge:
+    """The principal decision the IP middleware already took for this request."""
+
+    limiter: RateLimiter
+    sub: str
+    limit: int
+    decision: RateLimitDecision
+
+
+_PRECHARGE_STATE = "principal_rate_limit_precharge"
+_APPLIED_STATE = "principal_rate_limit_applied"
+_GUARDED_PATHS_MAX = 8192
+
+
+def _known_subject(scope: Scope) -> str | None:
+    """The subject of the request's bearer token if it verified recently, else None."""
+    scheme, token = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
+    if not token or scheme.lower() != "bearer":
+        return None
+    verifier = current_verifier()
+    claims = verifier.cached_claims(token)
+    if claims is None:
+        return None
+    try:
+        return verifier.principal(claims).sub
+    except AuthError:
+        return None  # authenticate refuses it (403) before the principal limit is charged
+
+
 class IpRateLimitMiddleware:
     """Per-client-IP limit before anything else runs; also writes the RateLimit headers.
 
     The client IP is the ASGI ``client``: behind the proxy, run uvicorn with
     ``--proxy-headers --forwarded-allow-ips=<proxy>`` so it is the real client, never a
     header an attacker can set.
+
+    One Redis call for both limits (see the module docstring): the middleware learns which
+    (method, path) pairs reach `enforce_principal_rate_limit` from the dependency itself (it
+    marks the request), keeps them in a bounded LRU, and forgets a pair as soon as a request
+    it charged in advance does not reach the dependency. Learning from what actually ran
+    keeps this independent of how the framework routes.
     """
 
     def __init__(
@@ -193,6 +267,32 @@ class IpRateLimitMiddleware:
         self.limiter = limiter
         self.limit = limit
         self.exempt_paths = exempt_paths
+        self._guarded: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def _principal_bucket(self, scope: Scope, key: tuple[str, str]) -> tuple[str, int] | None:
+        """(subject, limit) when the principal limit will apply and the token is known."""
+        if key not in self._guarded:
+            return None
+        app = scope.get("app")
+        if getattr(getattr(app, "state", None), "rate_limiter", None) is not self.limiter:
+            return None  # the dependency would use another limiter
+        overrides = getattr(app, "dependency_overrides", None)
+        if overrides and (get_verifier in overrides or enforce_principal_rate_limit in overrides):
+            return None
+        sub = _known_subject(scope)
+        if sub is None:
+            return None
+        self._guarded.move_to_end(key)
+        return sub, get_settings().api.rate_limit_per_minute
+
+    def _learn(self, key: tuple[str, str], state: dict[str, Any], precharged: bool) -> None:
+        if state.get(_APPLIED_STATE):
+            self._guarded[key] = None
+            self._guarded.move_to_end(key)
+            while len(self._guarded) > _GUARDED_PATHS_MAX:
+                self._guarded.popitem(last=False)
+        elif precharged:
+            self._guarded.pop(key, None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in self.exempt_paths:
@@ -200,11 +300,17 @@ class IpRateLimitMiddleware:
             return
         client = scope.get("client")
         ip = client[0] if client else "unknown"
-        decision = await self.limiter.hit(f"ip:{ip}", self.limit, "ip")
+        key = (scope["method"], scope["path"])
+        buckets = [(f"ip:{ip}", self.limit, "ip")]
+        principal = self._principal_bucket(scope, key)
+        if principal is not None:
+            buckets.append((f"sub:{principal[0]}", principal[1], "principal"))
+        found = await self.limiter.hit_many(buckets)
         decisions = _decisions(scope)
-        if decision is not None:
-            decisions.append(decision)
-            if not decision.allowed:
+        state: dict[str, Any] = scope["state"]
+        if found:
+            decisions.append(found[0])
+            if not found[0].allowed:
                 exc = too_many_requests(decisions)
                 await problem_response(
                     429,
@@ -215,6 +321,10 @@ class IpRateLimitMiddleware:
                     headers=exc.headers,
                 )(scope, receive, send)
                 return
+            if principal is not None and len(found) > 1:
+                state[_PRECHARGE_STATE] = _PrincipalPrecharge(
+                    self.limiter, principal[0], principal[1], found[1]
+                )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -224,10 +334,13 @@ class IpRateLimitMiddleware:
                         headers[name] = value
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            self._learn(key, state, principal is not None)
 
 
-async def get_rate_limiter(request: Request) -> RateLimiter:
+def app_rate_limiter(request: Request) -> RateLimiter:
     """The app's limiter (``app.state.rate_limiter``, set by `install_middleware`)."""
     limiter = getattr(request.app.state, "rate_limiter", None)
     if limiter is None:
@@ -236,14 +349,31 @@ async def get_rate_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
+async def get_rate_limiter(request: Request) -> RateLimiter:
+    """Dependency: the app's limiter (see `app_rate_limiter`)."""
+    return app_rate_limiter(request)
+
+
 async def enforce_principal_rate_limit(
-    request: Request,
-    principal: Annotated[Principal, Depends(authenticate)],
-    limiter: Annotated[RateLimiter, Depends(get_rate_limiter)],
+    request: Request, principal: Annotated[Principal, Depends(authenticate)]
 ) -> Principal:
     """Dependency: settings.api.rate_limit_per_minute per token subject, else 429 problem."""
+    # The limiter is looked up here, not as a sub-dependency: each dependency FastAPI
+    # resolves costs several microseconds, and this one runs on every /v1 request.
+    limiter = app_rate_limiter(request)
     limit = get_settings().api.rate_limit_per_minute
-    decision = await limiter.hit(f"sub:{principal.sub}", limit, "principal")
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    state[_APPLIED_STATE] = True  # teaches the IP middleware that this route is guarded
+    pre = state.pop(_PRECHARGE_STATE, None)
+    if (
+        isinstance(pre, _PrincipalPrecharge)
+        and pre.limiter is limiter
+        and pre.sub == principal.sub
+        and pre.limit == limit
+    ):
+        decision: RateLimitDecision | None = pre.decision  # charged with the IP, one call
+    else:
+        decision = await limiter.hit(f"sub:{principal.sub}", limit, "principal")
     if decision is not None:
         decisions = _decisions(request.scope)
         decisions.append(decision)
