@@ -120,3 +120,11 @@ def test_version_and_migrate(capsys: pytest.CaptureFixture[str], db_url: str) ->
     assert code == 0 and out.strip() == "0.1.0"
     code, out, _ = run(capsys, "migrate")
     assert code == 0 and "database at 0001" in out
+
+
+def test_help_needs_no_database(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASINWATCH_DATABASE__URL", "")
+    code, out, err = run(capsys, "ingest", "run", "--help")
+    assert code == 0 and "--asins" in out and err == ""

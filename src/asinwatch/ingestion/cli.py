@@ -77,6 +77,7 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Start an ingestion run (product details of the given or all tracked ASINs)."""
+    _require_database()
     from asinwatch.ingestion import service
     from asinwatch.kit.db import session_scope
 
@@ -163,6 +164,7 @@ def runs_cmd(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many")] = 20,
 ) -> None:
     """List recent ingestion runs, newest first."""
+    _require_database()
     from asinwatch.ingestion import repository
     from asinwatch.kit.db import session_scope
 
@@ -194,6 +196,7 @@ def replay_cmd(
     ] = None,
 ) -> None:
     """Re-promote a run from staging (no upstream call), or re-enqueue a dead letter."""
+    _require_database()
     from asinwatch.ingestion import service
 
     if (run_id is None) == (dead_letter is None):
@@ -223,6 +226,7 @@ def dead_letters_cmd(
     ] = False,
 ) -> None:
     """List dead letters (batches that failed for good), newest first."""
+    _require_database()
     from asinwatch.ingestion import repository
     from asinwatch.kit.db import session_scope
 
@@ -238,8 +242,8 @@ def dead_letters_cmd(
         )
 
 
-@ingest_app.callback()
 def _require_database() -> None:
+    # Checked in each command, not in a group callback, so `--help` works without a database.
     if not get_settings().database.url:
         raise _cli_error(
             "no database configured: set ASINWATCH_DATABASE__URL or run `asinwatch up`"
