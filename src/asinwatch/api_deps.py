@@ -29,6 +29,8 @@ from starlette.responses import Response
 from asinwatch.auth.dependencies import require_role
 from asinwatch.auth.roles import Principal
 from asinwatch.catalog.marketplaces import MARKETPLACES, normalise_asin
+from asinwatch.catalog.models import Product
+from asinwatch.catalog.repository import get_product
 from asinwatch.config import get_settings
 from asinwatch.kit.cache import Cache, compare_key, product_keys
 from asinwatch.kit.db import async_session_scope
@@ -221,6 +223,14 @@ def not_found(detail: str) -> ProblemError:
 
 
 # --- cache-first reads ---------------------------------------------------------------------
+
+
+async def require_product(session: AsyncSession, marketplace: str, asin: str) -> Product:
+    """The product, or a 404 problem when the ASIN is not known on that marketplace."""
+    product = await get_product(session, marketplace, asin)
+    if product is None:
+        raise not_found(f"product {asin} is not known on {marketplace}")
+    return product
 
 
 def optional_cache(request: Request) -> Cache | None:

@@ -38,11 +38,11 @@ from asinwatch.api_deps import (
     errors,
     invalidate,
     not_found,
+    require_product,
     uncached_json,
     validation_problem,
     write_json,
 )
-from asinwatch.catalog import repository as catalog
 from asinwatch.catalog.marketplaces import normalise_asin
 from asinwatch.kit.cache import summary_key
 from asinwatch.kit.idempotency import Idempotency, idempotency
@@ -162,8 +162,7 @@ async def resolve_alert(
 
 
 async def _known_product(session: Session, marketplace: str, asin: str) -> None:
-    if await catalog.get_product(session, marketplace, asin) is None:
-        raise not_found(f"product {asin} is not known on {marketplace}")
+    await require_product(session, marketplace, asin)
 
 
 @router.get(

@@ -24,6 +24,7 @@ from asinwatch.api_deps import (
     invalidate,
     not_found,
     product_read_keys,
+    require_product,
     uncached_json,
     validation_problem,
     write_json,
@@ -117,8 +118,7 @@ async def track_product(
 async def untrack_product(
     request: Request, asin: Asin, marketplace: Marketplace, session: Session, _: Admin
 ) -> Response:
-    if await repository.get_product(session, marketplace, asin) is None:
-        raise not_found(f"product {asin} is not known on {marketplace}")
+    await require_product(session, marketplace, asin)
     await service.untrack(session, marketplace, [asin])
     await session.commit()
     await invalidate(request, *product_read_keys(marketplace, asin))
@@ -192,8 +192,7 @@ async def list_competitors(
     session: Session,
     _: Viewer,
 ) -> Response:
-    if await repository.get_product(session, marketplace, asin) is None:
-        raise not_found(f"product {asin} is not known on {marketplace}")
+    await require_product(session, marketplace, asin)
     scope = f"competitors:{marketplace}:{asin}"
     after = page.after(scope=scope)
     if after is not None and not isinstance(after, str):

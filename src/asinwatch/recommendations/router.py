@@ -23,10 +23,9 @@ from asinwatch.api_deps import (
     Viewer,
     cached_read,
     errors,
-    not_found,
+    require_product,
     write_json,
 )
-from asinwatch.catalog import repository as catalog
 from asinwatch.config import get_settings
 from asinwatch.jobs import service as jobs
 from asinwatch.jobs.api_schemas import JobOut
@@ -107,8 +106,7 @@ async def refresh_recommendations(
     idem: Annotated[Idempotency, Depends(idempotency)],
 ) -> Response:
     async def work() -> Response:
-        if await catalog.get_product(session, marketplace, asin) is None:
-            raise not_found(f"product {asin} is not known on {marketplace}")
+        await require_product(session, marketplace, asin)
         job = await jobs.create_job_async(
             session, REFRESH_TASK, {"marketplace": marketplace, "asin": asin}, created_by=who.sub
         )

@@ -25,10 +25,10 @@ from asinwatch.api_deps import (
     cached_read,
     errors,
     not_found,
+    require_product,
     uncached_json,
     validation_problem,
 )
-from asinwatch.catalog import repository as catalog
 from asinwatch.config import get_settings
 from asinwatch.kit.cache import report_key
 from asinwatch.kit.db import async_engine
@@ -114,8 +114,7 @@ async def list_report_versions(
     session: Session,
     _: Viewer,
 ) -> Response:
-    if await catalog.get_product(session, marketplace, asin) is None:
-        raise not_found(f"product {asin} is not known on {marketplace}")
+    await require_product(session, marketplace, asin)
     scope = f"report-versions:{marketplace}:{asin}"
     after = page.after(scope=scope)
     if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
