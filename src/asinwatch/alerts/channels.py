@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from asinwatch.alerts import repository as alert_repository
 from asinwatch.alerts.channel_schemas import (
     ChannelCreate,
     ChannelOut,
@@ -26,7 +27,7 @@ from asinwatch.alerts.channel_schemas import (
     DeliveryOut,
 )
 from asinwatch.alerts.delivery import retry_delivery_async
-from asinwatch.alerts.models import AlertDelivery, NotificationChannel
+from asinwatch.alerts.models import NotificationChannel
 from asinwatch.alerts.senders import ChannelSpec, build_payload, send
 from asinwatch.alerts.targets import InvalidTargetError, mask_target, validate_target
 from asinwatch.config import Settings, get_settings
@@ -171,12 +172,7 @@ async def delete_channel(session: AsyncSession, channel_id: int) -> None:
 
 async def list_deliveries(session: AsyncSession, alert_id: int) -> list[DeliveryOut]:
     """The delivery log of one alert, oldest first."""
-    rows = await session.execute(
-        select(AlertDelivery, NotificationChannel.name, NotificationChannel.kind)
-        .join(NotificationChannel, NotificationChannel.id == AlertDelivery.channel_id)
-        .where(AlertDelivery.alert_id == alert_id)
-        .order_by(AlertDelivery.created_at, AlertDelivery.id)
-    )
+    rows = await alert_repository.deliveries_of(session, alert_id)
     return [
         DeliveryOut(
             id=d.id,

@@ -145,6 +145,6 @@ async def deliveries_of(
         select(AlertDelivery, NotificationChannel.name, NotificationChannel.kind)
         .join(NotificationChannel, NotificationChannel.id == AlertDelivery.channel_id)
         .where(AlertDelivery.alert_id == alert_id)
-        .order_by(AlertDelivery.id)
+        .order_by(AlertDelivery.created_at, AlertDelivery.id)
     )
     return [(d, name, kind) for d, name, kind in (await session.execute(q)).all()]

@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from asinwatch.alerts import repository as repo
+from asinwatch.alerts.channel_schemas import DeliveryOut
+from asinwatch.alerts.channels import list_deliveries
 from asinwatch.alerts.delivery import enqueue_deliveries
 from asinwatch.alerts.lifecycle import Decision, LifecyclePolicy, decide
 from asinwatch.alerts.models import ALERT_STATUSES, SEVERITIES, Alert, AlertEvent
@@ -194,26 +196,10 @@ class AlertEventOut(BaseModel):
     at: datetime
 
 
-class AlertDeliveryOut(BaseModel):
-    id: int
-    channel_id: int
-    channel_name: str
-    channel_kind: str
-    event_key: str
-    delivery_id: uuid.UUID
-    status: str
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    next_attempt_at: datetime
-    delivered_at: datetime | None
-    created_at: datetime
-
-
 class AlertDetail(BaseModel):
     alert: AlertOut
     history: list[AlertEventOut]
-    deliveries: list[AlertDeliveryOut]
+    deliveries: list[DeliveryOut]
 
 
 def _check_filters(filters: repo.AlertFilters) -> None:
@@ -253,28 +239,10 @@ async def get_alert(session: AsyncSession, alert_id: int) -> AlertDetail:
     if alert is None:
         raise AlertNotFoundError(f"no alert {alert_id}")
     events = await repo.events_of(session, alert_id)
-    deliveries = await repo.deliveries_of(session, alert_id)
     return AlertDetail(
         alert=AlertOut.model_validate(alert),
         history=[AlertEventOut.model_validate(e) for e in events],
-        deliveries=[
-            AlertDeliveryOut(
-                id=d.id,
-                channel_id=d.channel_id,
-                channel_name=name,
-                channel_kind=kind,
-                event_key=d.event_key,
-                delivery_id=d.delivery_id,
-                status=d.status,
-                attempts=d.attempts,
-                last_status_code=d.last_status_code,
-                last_error=d.last_error,
-                next_attempt_at=d.next_attempt_at,
-                delivered_at=d.delivered_at,
-                created_at=d.created_at,
-            )
-            for d, name, kind in deliveries
-        ],
+        deliveries=await list_deliveries(session, alert_id),
     )
 
 
