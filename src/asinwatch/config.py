@@ -122,7 +122,10 @@ class IngestSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    """JWT as Supabase issues it: HS256 with the project secret, or RS256/ES256 via a JWKS."""
+    """JWT as Supabase issues it: HS256 with the project secret, or RS256/ES256 via a JWKS.
+
+    In production an unset `jwt_secret` is empty (HS* tokens refused), never the dev default.
+    """
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwks_url: str | None = None
@@ -274,10 +277,7 @@ class Settings(BaseSettings):
     def _production_refuses_defaults(self) -> Settings:
         if self.env != "production":
             return self
-        problems: list[str] = []
-        secret = self.auth.jwt_secret.get_secret_value()
-        if not self.auth.jwks_url and (secret == DEV_JWT_SECRET or len(secret) < 32):
-            problems.append("ASINWATCH_AUTH__JWT_SECRET must be set (32+ chars) or a JWKS URL")
+        problems = self._production_auth_problems()
         if self.alerts.webhook_secret.get_secret_value() in ("", DEV_WEBHOOK_SECRET):
             problems.append("ASINWATCH_ALERTS__WEBHOOK_SECRET must be set")
         if not self.apify.token.get_secret_value():
@@ -292,6 +292,32 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("production mode refuses to start: " + "; ".join(problems))
         return self
+
+    def _production_auth_problems(self) -> list[str]:
+        """Production JWT rules (docs/DESIGN_DECISIONS.md, "Production auth").
+
+        An unset secret is off, not the development default, so HS* tokens are refused when
+        only a JWKS is configured; a secret that is set must be 32+ bytes and not the default.
+        """
+        auth = self.auth
+        if "jwt_secret" not in auth.model_fields_set and (
+            auth.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+        ):
+            self.auth = auth = auth.model_copy(update={"jwt_secret": SecretStr("")})
+        secret = auth.jwt_secret.get_secret_value()
+        hmac_on = bool(secret) and any(a.startswith("HS") for a in auth.algorithms)
+        jwks_on = bool(auth.jwks_url) and any(not a.startswith("HS") for a in auth.algorithms)
+        problems: list[str] = []
+        if secret == DEV_JWT_SECRET:
+            problems.append("ASINWATCH_AUTH__JWT_SECRET is the development default")
+        elif secret and len(secret.encode()) < 32:
+            problems.append("ASINWATCH_AUTH__JWT_SECRET must be at least 32 bytes")
+        elif not hmac_on and not jwks_on:
+            problems.append(
+                "no way to verify tokens: set ASINWATCH_AUTH__JWKS_URL (with an RS/ES "
+                "algorithm) or ASINWATCH_AUTH__JWT_SECRET (32+ bytes, with an HS algorithm)"
+            )
+        return problems
 
     @property
     def broker_url(self) -> str | None:
