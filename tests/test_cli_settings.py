@@ -4,6 +4,7 @@ list settings take a JSON list or comma-separated values."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,9 @@ import pytest
 
 from asinwatch.config import Settings
 
-ASINWATCH = Path(sys.executable).with_name("asinwatch")
+# The installed console script (next to the interpreter in a venv, else on PATH).
+_BESIDE = Path(sys.executable).with_name("asinwatch")
+ASINWATCH = str(_BESIDE) if _BESIDE.exists() else (shutil.which("asinwatch") or str(_BESIDE))
 
 BAD_SETTINGS = [
     # Malformed JSON where a nested model is given whole: pydantic-settings' SettingsError.
@@ -30,7 +33,7 @@ COMMANDS = [["version"], ["worker"], ["beat"], ["products", "list"], ["token", "
 def _run(command: list[str], extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **extra}
     return subprocess.run(
-        [str(ASINWATCH), *command],
+        [ASINWATCH, *command],
         env=env,
         capture_output=True,
         text=True,
