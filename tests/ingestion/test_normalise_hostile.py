@@ -205,6 +205,13 @@ def test_nesting_deeper_than_the_bound_is_quarantined() -> None:
     accepted(item(attributes=deep(20)))
 
 
+def test_a_deep_item_that_is_not_an_object_is_quarantined_without_recursing() -> None:
+    q = norm(deep(5000))
+    assert isinstance(q, Quarantined) and q.code == "not_a_dict"
+    assert CUT_KEY in json.dumps(q.raw)
+    assert norm(b"\x00bytes").raw == {"value": "b'\\x00bytes'"}
+
+
 def test_a_page_with_a_5000_deep_item_still_parses() -> None:
     good = json.dumps(item())
     body = f'[{good}, {{"asin": "{ASIN}", "x": {"[" * 5000}1{"]" * 5000}}}, {good}]'

@@ -344,17 +344,9 @@ def _money(value: Any, name: str, currency: str, *, zero_ok: bool = False) -> De
 
 def _quarantine(marketplace: str, asin: str | None, code: str, text: str, raw: Any) -> Quarantined:
     if not isinstance(raw, dict):
-        raw = sanitise_raw({"value": raw if _jsonable(raw) else repr(raw)}).value
+        raw = sanitise_raw({"value": raw}).value  # depth-bounded; other types as their repr
     reason = clean_text(f"{code}: {text}")[:_MAX_REASON]
     return Quarantined(marketplace, asin, reason, raw, code)
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError, RecursionError):
-        return False
-    return True
 
 
 def _guess_asin(item: dict[str, Any], *keys: str) -> str | None:
