@@ -39,6 +39,7 @@ _CONFIG_KEYS = {
     "price_per_product_usd": float,
     "price_per_review_usd": float,
     "start_cost_usd": float,
+    "hostile": dict,  # {asin: kind}, kinds in hostile.HOSTILE_KINDS
 }
 
 
