@@ -9,6 +9,8 @@ is never left `fetching`.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -112,3 +114,43 @@ def test_a_data_error_in_promotion_is_parked_at_once(
     # The staged items are kept: once the cause is fixed, a replay promotes them.
     staged = rows(pipeline_db, "SELECT count(*) FROM staging_raw.raw_events")
     assert staged[0][0] > 0
+
+
+@pytest.mark.parametrize(
+    "started", [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC)]
+)
+def test_a_run_dated_outside_the_sane_window_is_quarantined_not_retried(
+    pipeline_db: str, simulator: SimulatorServer, started: datetime
+) -> None:
+    from asinwatch.ingestion.promotion import promote_batch
+    from asinwatch.ingestion.records import FetchResult
+    from asinwatch.ingestion.staging import StagedFetch, stage_batch
+
+    truncate(pipeline_db, worker_running=False)
+    asins = sample_asins(37, 3)
+    track(pipeline_db, MKT, asins)
+    run_id = prepared(asins)
+    items = [simulator.simulator.product_item(MKT, a) for a in asins]
+    fetch = FetchResult(items, [], [], [], [], Decimal("0.01"), ["up1"], started)
+    with session_scope() as s:
+        assert stage_batch(
+            s,
+            run_id=run_id,
+            batch_no=0,
+            marketplace=MKT,
+            fetches=[StagedFetch("product", "t", fetch)],
+        )
+    with session_scope() as s:
+        result = promote_batch(s, run_id, 0)
+    assert result is not None
+    assert (result.outcome.succeeded, result.outcome.quarantined, result.outcome.failed) == (
+        0,
+        3,
+        0,
+    )
+    assert result.quarantine_codes == {"bad_time": 3}
+    assert rows(pipeline_db, "SELECT count(*) FROM core.product_metrics_daily") == [(0,)]
+    # The absurd time never reaches a product: its last-seen time stays unset.
+    assert rows(pipeline_db, "SELECT max(last_seen_at), max(last_valid_at) FROM core.products") == [
+        (None, None)
+    ]
