@@ -150,7 +150,8 @@ def test_a_run_dated_outside_the_sane_window_is_quarantined_not_retried(
     )
     assert result.quarantine_codes == {"bad_time": 3}
     assert rows(pipeline_db, "SELECT count(*) FROM core.product_metrics_daily") == [(0,)]
-    # The absurd time never reaches a product: its last-seen time stays unset.
+    # The absurd time never reaches a product or the batch's time the analytics use.
+    assert rows(pipeline_db, "SELECT observed_at FROM core.ingest_batches") == [(None,)]
     assert rows(pipeline_db, "SELECT max(last_seen_at), max(last_valid_at) FROM core.products") == [
         (None, None)
     ]

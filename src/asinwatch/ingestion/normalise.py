@@ -268,6 +268,15 @@ def check_time(at: datetime, what: str, now: datetime | None) -> None:
         )
 
 
+def is_sane_time(at: datetime, now: datetime | None) -> bool:
+    """`check_time` as a predicate (for a batch's or a product's "last seen" time)."""
+    try:
+        check_time(at, "", now)
+    except _Reject:
+        return False
+    return True
+
+
 def _scraped_at(item: dict[str, Any], now: datetime | None) -> None:
     """An item's own `scrapedAt`, when present and readable, must be a sane time too."""
     text = _str(item.get("scrapedAt"))

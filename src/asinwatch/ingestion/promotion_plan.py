@@ -25,9 +25,8 @@ from zoneinfo import ZoneInfo
 from asinwatch.catalog.marketplaces import get_marketplace
 from asinwatch.ingestion.normalise import (
     DUPLICATE,
-    EARLIEST_OBSERVATION,
-    MAX_FUTURE,
     canonical_json,
+    is_sane_time,
     normalise_product,
     normalise_review,
 )
@@ -113,9 +112,7 @@ def content_fingerprint(record: ProductRecord) -> str:
 
 def _sane(item: StagedItem, now: datetime | None) -> bool:
     """The item's observation time is one a product's "last seen" may move to."""
-    bound = item.received_at or now
-    at = item.observed_at
-    return at >= EARLIEST_OBSERVATION and (bound is None or at <= bound + MAX_FUTURE)
+    return is_sane_time(item.observed_at, item.received_at or now)
 
 
 def metric_row(record: ProductRecord, run_id: uuid.UUID) -> tuple[Any, ...]:

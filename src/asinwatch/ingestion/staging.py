@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from asinwatch.catalog.marketplaces import is_asin
-from asinwatch.ingestion.normalise import asin_from_url, content_hash
+from asinwatch.ingestion.normalise import asin_from_url, content_hash, is_sane_time
 from asinwatch.ingestion.rawjson import sanitise_raw
 from asinwatch.ingestion.records import FetchResult
 from asinwatch.ingestion.repository import raw_connection
@@ -146,7 +146,13 @@ def stage_batch(
         rows += raw_rows(fetch, run_id=run_id, batch_no=batch_no, marketplace=marketplace)
     copy_raw_rows(session, rows)
     cost = sum((f.result.cost_usd for f in fetches), Decimal(0))
-    observed: datetime | None = max((f.result.observed_at for f in fetches), default=None)
+    # The batch's observation time feeds the after-run analytics: only a sane one is kept
+    # (the items keep theirs, and normalisation quarantines them with the reason).
+    now = datetime.now(UTC)
+    observed: datetime | None = max(
+        (f.result.observed_at for f in fetches if is_sane_time(f.result.observed_at, now)),
+        default=None,
+    )
     upstream_ids = [u for f in fetches for u in f.result.upstream_run_ids]
     session.execute(
         text(
