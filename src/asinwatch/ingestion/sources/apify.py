@@ -45,6 +45,7 @@ from asinwatch.catalog.marketplaces import (
 )
 from asinwatch.config import ApifySettings, get_settings
 from asinwatch.ingestion.normalise import normalise_products, normalise_reviews
+from asinwatch.ingestion.rawjson import loads_bounded
 from asinwatch.ingestion.records import FetchResult
 from asinwatch.ingestion.sources.base import BeforeRequestHook, RateLimitedHook
 from asinwatch.ingestion.sources.errors import (
@@ -201,7 +202,11 @@ class ApifySource:
         }
         run = await self.run_actor(self.settings.product_actor, run_input, max_items=len(wanted))
         norm = normalise_products(
-            run.items, marketplace=domain, requested=wanted, observed_at=run.started_at
+            run.items,
+            marketplace=domain,
+            requested=wanted,
+            observed_at=run.started_at,
+            now=datetime.now(UTC),
         )
         return FetchResult(
             raw_items=run.items,
@@ -228,7 +233,11 @@ class ApifySource:
             self.settings.reviews_actor, run_input, max_items=per_asin * len(wanted)
         )
         norm = normalise_reviews(
-            run.items, marketplace=domain, requested=wanted, observed_at=run.started_at
+            run.items,
+            marketplace=domain,
+            requested=wanted,
+            observed_at=run.started_at,
+            now=datetime.now(UTC),
         )
         return FetchResult(
             raw_items=run.items,
@@ -402,7 +411,8 @@ class ApifySource:
 
     def _json(self, resp: httpx.Response, endpoint: str) -> Any:
         try:
-            return resp.json()
+            # Depth-bounded: one absurdly nested item must not make the whole page unreadable.
+            return loads_bounded(resp.content)
         except ValueError:
             raise ApifyError(
                 "upstream answered with a body that is not JSON",
