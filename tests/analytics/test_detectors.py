@@ -229,7 +229,7 @@ def test_allow_listed_seller_change_is_info_and_no_hijacker() -> None:
     cur = pt(1, 10, buybox_seller_id="OWN2", buybox_seller_name="Acme FBM")
     change = detect_buybox_seller_change([prev], cur, T.buybox_seller_change, ALLOW)
     assert change is not None and change.severity == "info"
-    assert change.title == "Buy-box seller changed: Acme (OWN1) → Acme FBM (OWN2)"
+    assert change.title == "Buy-box seller changed: “Acme” (OWN1) → “Acme FBM” (OWN2)"
     hijack = detect_hijacker(cur, ALLOW, T.hijacker)
     assert hijack is not None and hijack.recovered
 
@@ -241,7 +241,7 @@ def test_hijacker_takes_the_buy_box() -> None:
     assert found["buybox_seller_change"].severity == "warning"
     h = found["hijacker"]
     assert h.severity == "critical" and not h.recovered and h.kind == "condition"
-    assert h.title == "Hijacker on the buy box: Cheap Co (HJ9) at 9.49 USD"
+    assert h.title == "Hijacker on the buy box: “Cheap Co” (HJ9) at 9.49 USD"
     assert h.details["offer_count"] == 3 and h.details["allowlist"] == ["OWN1", "OWN2"]
     json.dumps(h.to_dict())  # Decimal price becomes a float
 
