@@ -96,6 +96,28 @@ def install_apprise_mask() -> None:
         apprise_logger.addFilter(AppriseMaskFilter())
 
 
+class _StderrLogger:
+    """structlog's print logger, writing to whatever `sys.stderr` is at the time (tests and
+    embedded runs swap it; a stream captured at configure time may be closed later)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler on the current `sys.stderr` (see `_StderrLogger`)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(
     service: str = "asinwatch", level: str = "INFO", json_format: bool = True
 ) -> None:
@@ -123,10 +145,10 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_args: _StderrLogger(),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, lambda _l, _m, ed: {"service": service, **ed}],
@@ -136,6 +158,9 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Celery's pool (billiard) logs to "multiprocessing" without propagating: same handler,
+    # or Python's last-resort handler prints its lines raw.
+    logging.getLogger("multiprocessing").handlers[:] = [handler]
     # Access logs come from our own middleware, with the request id.
     logging.getLogger("uvicorn.access").disabled = True
     install_apprise_mask()
