@@ -80,10 +80,10 @@ def test_worker_logs_a_failing_task_as_masked_json(secret_env, tmp_path: Path) -
     worker = WorkerProcess(tmp_path).start(concurrency=1)
     try:
         app = create_celery(get_settings())
-        # A task that raises inside the worker, its message holding a URL with a password.
+        # A task that raises inside the worker, the exception's message holding a URL with a
+        # password: int("postgresql://user:...") fails with that value quoted.
         app.send_task(
-            "maintenance.ensure_partitions",
-            kwargs={"url": f"postgresql://user:{PASSWORD}@db.example/x"},
+            "alerts.deliver_alert", kwargs={"alert_id": f"postgresql://user:{PASSWORD}@db/x"}
         )
         wait_until(lambda: "raised unexpected" in worker.log_text(), "the task failure", 90)
     finally:
@@ -95,6 +95,7 @@ def test_worker_logs_a_failing_task_as_masked_json(secret_env, tmp_path: Path) -
     assert failure["level"] == "error"
     assert failure["service"] == "asinwatch-worker"
     assert "Traceback" in str(failure.get("exception"))  # a plain traceback, masked
+    assert "postgresql://user:***@db/x" in str(failure["msg"])
 
 
 def test_beat_logs_masked_json(secret_env, key_prefix: str, tmp_path: Path) -> None:
