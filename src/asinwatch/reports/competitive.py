@@ -360,5 +360,5 @@ def render_markdown(body: dict[str, Any]) -> str:
         for note in row["notes"]:
             lines.append(f"\n> Note: {_cell(note)}")
         if row["missing"]:
-            lines.append(f"\n> Missing competitor data: {_cell(', '.join(row['missing']))}")
+            lines.append(f"\n> Missing competitor data: {', '.join(row['missing'])}")
     return "\n".join(lines) + "\n"
