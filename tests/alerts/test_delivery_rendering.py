@@ -134,6 +134,20 @@ def test_telegram_html_has_only_our_bold_tag(vendor, settings) -> None:
     assert "&lt;script&gt;" in text and "&lt;!channel&gt;" in text
 
 
+@pytest.mark.parametrize(("mdv", "mode"), [("v2", "MarkdownV2"), ("v1", "MARKDOWN")])
+def test_telegram_markdown_modes_escape_everything(vendor, settings, mdv, mode) -> None:
+    _send(f"tgram://123456789:abcdefg_hijklmnop/12315544/?format=markdown&mdv={mdv}", settings)
+    (call,) = vendor
+    assert call["body"]["parse_mode"] == mode
+    text = call["body"]["text"]
+    _assert_one_line_foreign_text(text)
+    reserved = r"[_*\[\]()~`>#+\-=|{}.!]" if mode == "MarkdownV2" else r"[_*\[\]`]"
+    unescaped = re.findall(r"(?<!\\)" + reserved, text.replace("\\\\", ""))
+    # Only the two asterisks of our bold title are markup.
+    assert unescaped == ["*", "*"], unescaped
+    assert text.startswith("*") and "*\n" in text
+
+
 class _Smtp(socketserver.StreamRequestHandler):
     messages: list[bytes]
 

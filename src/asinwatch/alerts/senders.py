@@ -50,7 +50,7 @@ BODY_TEMPLATE = Template(
 # How each chat service gets the text: its escaper, and how the title is set in bold at the top
 # of the body (chat services get the whole message in the body; Apprise's own title handling
 # differs between services and versions). Other services get plain text with a separate title.
-Dialect = Literal["text", "email", "slack", "discord", "telegram"]
+Dialect = Literal["text", "email", "slack", "discord", "telegram", "telegram_md", "telegram_md2"]
 ESCAPERS: dict[str, escaping.Escaper] = {
     "text": escaping.plain,
     "email": escaping.email_text,
@@ -59,6 +59,12 @@ ESCAPERS: dict[str, escaping.Escaper] = {
     "telegram": escaping.telegram_html,
 }
 BOLD_TITLE: dict[str, str] = {"slack": "*{}*", "discord": "**{}**", "telegram": "<b>{}</b>"}
+# Telegram's Markdown parse modes (a target's ?format=markdown): everything is escaped, the
+# template's own punctuation included (MarkdownV2 refuses any unescaped reserved character).
+TELEGRAM_MARKDOWN: dict[str, escaping.TelegramMode] = {
+    "telegram_md": "Markdown",
+    "telegram_md2": "MarkdownV2",
+}
 SCHEME_DIALECTS: dict[str, Dialect] = {
     "slack": "slack",
     "discord": "discord",
@@ -146,6 +152,11 @@ def render_message(payload: Mapping[str, Any], dialect: Dialect = "text") -> tup
     Chat dialects (slack, discord, telegram) return an empty title and the title in bold as
     the body's first line; text and email return a one-line title and a plain body.
     """
+    if dialect in TELEGRAM_MARKDOWN:
+        mode = TELEGRAM_MARKDOWN[dialect]
+        title, body = render_message(payload, "text")
+        lines = [escaping.telegram(line, mode) for line in body.splitlines()]
+        return "", "\n".join([f"*{escaping.telegram(title, mode)}*", *lines])
     esc = ESCAPERS[dialect]
     details = payload.get("details") or {}
     details_text = "\n".join(
@@ -251,12 +262,15 @@ def send_apprise(
     plugin.socket_connect_timeout = settings.alerts.delivery_timeout_s
     plugin.socket_read_timeout = settings.alerts.delivery_timeout_s
     dialect = dialect_of(channel.target)
+    if dialect == "telegram" and plugin.resolve_format(None) == apprise.NotifyFormat.MARKDOWN:
+        two = str(getattr(plugin, "markdown_ver", "")) == "MarkdownV2"
+        dialect = "telegram_md2" if two else "telegram_md"
     title, body = render_message(payload, dialect)
     # The body is rendered for the service already: Apprise must pass it through unchanged
-    # (None), except e-mail, declared plain text (Apprise escapes it for an HTML part), and
-    # Telegram, declared HTML (reduced to Telegram's tags, our entities kept). Slack's legacy
-    # attachment mode would re-link <!channel> and <url|text> in passed-through text; its
-    # Block Kit mode sends the mrkdwn as given.
+    # (None), except e-mail and other services, declared plain text (Apprise escapes it for
+    # an HTML part), and Telegram in HTML mode, declared HTML (reduced to Telegram's tags, our
+    # entities kept). Slack's legacy attachment mode would re-link <!channel> and <url|text>
+    # in passed-through text; its Block Kit mode sends the mrkdwn as given.
     body_format: apprise.NotifyFormat | None = {
         "email": apprise.NotifyFormat.TEXT,
         "text": apprise.NotifyFormat.TEXT,
