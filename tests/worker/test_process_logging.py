@@ -186,3 +186,37 @@ def test_mask_text_masks_every_url_password() -> None:
     assert PASSWORD not in masked
     assert "app:***@db" in masked and "redis://:***@r" in masked and "guest:***@mq" in masked
     assert "http://host:8080/path@x" in masked  # a port is not a password
+
+
+TRACEBACK_SCRIPT = """
+import logging, structlog
+from asinwatch.observability.logging import configure_logging
+
+configure_logging("asinwatch-test", "INFO", {json_format})
+
+def connect():
+    database_url = "postgresql://app:{password}@db/x"  # a local: must never be printed
+    raw_item = {{"title": "whole raw item", "api_key": "{password}"}}
+    raise RuntimeError("cannot connect")
+
+try:
+    connect()
+except RuntimeError:
+    structlog.get_logger().exception("structlog failure")
+    logging.getLogger("celery.app.trace").exception("stdlib failure")
+"""
+
+
+@pytest.mark.parametrize("json_format", [True, False])
+def test_tracebacks_show_no_local_variables(json_format: bool) -> None:
+    script = TRACEBACK_SCRIPT.format(json_format=json_format, password=PASSWORD)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert out.count("RuntimeError: cannot connect") == 2  # both tracebacks are there
+    _assert_clean(out)
+    assert "whole raw item" not in out
+    if json_format:
+        assert len(_json_lines(result.stderr)) == 2
