@@ -288,5 +288,7 @@ def _configure_logging() -> None:
 
 
 def _exit(message: str, code: int) -> NoReturn:
-    print(f"asinwatch: error: {message}", file=sys.stderr)
+    from asinwatch.observability.logging import mask_text
+
+    print(f"asinwatch: error: {mask_text(message)}", file=sys.stderr)
     sys.exit(code)

@@ -132,6 +132,16 @@ def test_cli_unreachable_database_never_shows_the_password(secret_env) -> None:
     _assert_clean(result.stdout + result.stderr)
 
 
+def test_cli_unexpected_failure_is_a_masked_json_traceback(secret_env) -> None:
+    env = {**secret_env, "ASINWATCH_DATABASE__URL": f"postgresql://u:{PASSWORD}@h:notaport/x"}
+    result = _cli("products", "list", env=env)
+    assert result.returncode != 0
+    _assert_clean(result.stdout + result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("asinwatch: error: ")  # the one line for the user
+    _json_lines("\n".join(lines[:-1]))  # anything before it is JSON log lines
+
+
 def test_cli_logs_json_with_masked_url_passwords(secret_env) -> None:
     # `migrate` runs for real against the test database with a password in its URL.
     result = _cli("migrate", env=secret_env)
