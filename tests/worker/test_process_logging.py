@@ -230,3 +230,12 @@ def test_tracebacks_show_no_local_variables(json_format: bool) -> None:
     assert "whole raw item" not in out
     if json_format:
         assert len(_json_lines(result.stderr)) == 2
+
+
+def test_apprise_mask_keeps_http_statuses() -> None:
+    from asinwatch.observability.logging import mask_apprise_text
+
+    line = "Failed to send Slack notification: Bad Request (error=400). Token (xoxb-123-abc) bad"
+    assert mask_apprise_text(line) == (
+        "Failed to send Slack notification: Bad Request (error=400). Token (***) bad"
+    )

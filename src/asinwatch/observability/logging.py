@@ -69,6 +69,8 @@ def mask_secrets(
 # Apprise quotes the values it rejects in parentheses ("Token (xoxb-...) was specified") and
 # prints URLs; both may hold a channel's tokens.
 _APPRISE_QUOTED = re.compile(r"\(([^()\s]{3,}|[^()]*[/:@][^()]*)\)")
+# ...but an HTTP status it quotes, "(error=500)", is no secret.
+_APPRISE_STATUS = re.compile(r"(error=)?\d{3}")
 _ANY_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*)://\S+")
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_\-:$!%.]{20,}")
 
@@ -76,7 +78,9 @@ _LONG_TOKEN = re.compile(r"[A-Za-z0-9_\-:$!%.]{20,}")
 def mask_apprise_text(text: str) -> str:
     """Apprise log text without the tokens it may quote (see the module docstring)."""
     text = _ANY_URL.sub(lambda m: f"{m.group(1)}://{MASK}", text)
-    text = _APPRISE_QUOTED.sub(f"({MASK})", text)
+    text = _APPRISE_QUOTED.sub(
+        lambda m: m.group(0) if _APPRISE_STATUS.fullmatch(m.group(1)) else f"({MASK})", text
+    )
     return mask_text(_LONG_TOKEN.sub(MASK, text))
 
 
