@@ -103,7 +103,7 @@ def worker(
     from asinwatch.worker.celery_app import celery_app
 
     celery_app.worker_main(
-        ["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", queues, "-E"]
+        [*_quiet(), "worker", "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", queues, "-E"]
     )
 
 
@@ -113,7 +113,12 @@ def beat() -> None:
     _require_redis()
     from asinwatch.worker.celery_app import celery_app
 
-    celery_app.start(["beat", "--loglevel=INFO"])
+    celery_app.start([*_quiet(), "beat", "--loglevel=INFO"])
+
+
+def _quiet() -> list[str]:
+    """No start-up banner when logs are JSON lines (its lines would not be JSON)."""
+    return ["--quiet"] if get_settings().log.json_format else []
 
 
 @app.command()
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     from asinwatch.kit.redis_client import RedisNotConfiguredError
 
     try:
-        get_settings()
+        _configure_logging()
         result = app(args=argv, standalone_mode=False)
         if isinstance(result, int) and result:
             sys.exit(result)
@@ -267,8 +272,23 @@ def main(argv: list[str] | None = None) -> None:
         _exit(_one_line(exc), 1)
     except KeyboardInterrupt:
         _exit("interrupted", 130)
+    except Exception as exc:  # a bug: its traceback as one masked JSON log line, no locals
+        import structlog
+
+        structlog.get_logger("asinwatch.cli").exception("command failed")
+        _exit(f"internal error ({type(exc).__name__}); see the log line above", 1)
+
+
+def _configure_logging() -> None:
+    """JSON log lines with secrets masked, like the API (raises on invalid settings)."""
+    from asinwatch.observability.logging import configure_logging
+
+    s = get_settings()
+    configure_logging(f"{s.service_name}-cli", s.log.level, s.log.json_format)
 
 
 def _exit(message: str, code: int) -> NoReturn:
-    print(f"asinwatch: error: {message}", file=sys.stderr)
+    from asinwatch.observability.logging import mask_text
+
+    print(f"asinwatch: error: {mask_text(message)}", file=sys.stderr)
     sys.exit(code)
