@@ -43,6 +43,8 @@ _CONFIG_KEYS: dict[str, Callable[[Any], Any]] = {
     "endless_dataset": bool,
     "pad_items_to": int,
     "cost_override_usd": lambda v: v,
+    "fail_next_runs": int,
+    "fail_runs_of": str,
 }
 
 

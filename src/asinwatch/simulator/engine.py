@@ -102,6 +102,8 @@ class SimConfig:
     endless_dataset: bool = False  # pages never end and the Total header claims 10**9 items
     pad_items_to: int = 0  # every dataset holds at least N items, whatever maxItems says
     cost_override_usd: Any = None  # usageTotalUsd reported as this value (e.g. 1e308, -1)
+    fail_next_runs: int = 0  # the next N runs (of `fail_runs_of`: products|reviews|"") FAIL
+    fail_runs_of: str = ""
 
     @classmethod
     def from_settings(cls, s: SimulatorSettings, **overrides: Any) -> SimConfig:
@@ -284,7 +286,8 @@ class Simulator:
                     if actor.kind == "products"
                     else cfg.price_per_review_usd
                 ),
-                fails=unit(cfg.seed, "run-fails", seq) < cfg.run_fail_rate,
+                fails=unit(cfg.seed, "run-fails", seq) < cfg.run_fail_rate
+                or (cfg.fail_runs_of in ("", actor.kind) and self.consume("fail_next_runs")),
                 input=run_input,
             )
             for i in range(len(targets)):

@@ -533,7 +533,8 @@ class ApifySource:
         return self._data(resp, "run.start")
 
     async def find_run(self, actor: str, marker: str) -> dict[str, Any] | None:
-        """The actor's run whose INPUT carries `marker`, among its newest `reconcile_scan_runs`."""
+        """The actor's newest run whose INPUT carries `marker` and that SUCCEEDED or is in
+        flight, among its newest `reconcile_scan_runs` (a failed one is no use to adopt)."""
         path = f"/{self._route}/{quote(actor, safe='~')}/runs"
         params = {"desc": "1", "limit": str(self.settings.reconcile_scan_runs)}
         listing = self._data(
@@ -549,6 +550,9 @@ class ApifySource:
             run_id = entry.get("id")
             if not (isinstance(store, str) and _ID.match(store) and isinstance(run_id, str)):
                 continue
+            status = str(entry.get("status"))
+            if status in TERMINAL and status != "SUCCEEDED":
+                continue
             try:
                 resp = await self._request(
                     "GET", f"/key-value-stores/{store}/records/INPUT", "run.input"
@@ -557,7 +561,8 @@ class ApifySource:
                 continue
             body = self._json(resp, "run.input")
             if isinstance(body, dict) and body.get(MARKER_FIELD) == marker:
-                return await self.get_run(self._id(run_id, "run id"))
+                # The list entry carries id, status and dataset; polling refreshes the rest.
+                return entry
         return None
 
     async def get_run(
