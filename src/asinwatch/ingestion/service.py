@@ -100,9 +100,9 @@ def prepare_run(
             raise NothingToIngestError(f"no active tracked product on {market}")
     else:
         wanted = resolve_asins(session, market, asins, all_tracked)
-    if role is not None:
-        spend.check_admin(session, market, wanted, role, s)
-    if repository.get_run_by_job(session, job) is None:
+    if repository.get_run_by_job(session, job) is None:  # an existing job id just returns
+        if role is not None:
+            spend.check_admin(session, market, wanted, role, s)
         spend.check_cap(session, market)
     params: dict[str, Any] = {
         "batch_size": s.ingest.batch_size,
