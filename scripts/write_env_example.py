@@ -50,7 +50,7 @@ MEANINGS: dict[str, str] = {
     "APIFY__MAX_DATASET_BYTES": "bytes of dataset items read per run at most",
     "APIFY__MAX_DATASET_PAGES": "dataset pages read per run at most, whatever the headers claim",
     "APIFY__MAX_SANE_RUN_COST_USD": "a run cost above this (or < 0, not finite) is unknown",
-    "APIFY__MAX_COST_USD_PER_DAY": "daily upstream spend cap in USD (UTC day); unset/null = no cap",
+    "APIFY__MAX_COST_USD_PER_DAY": "upstream spend cap, USD per UTC day (new runs refused past it)",
     "INGEST__BATCH_SIZE": "ASINs per batch (1-100)",
     "INGEST__MAX_CONCURRENT_BATCHES": "batches fetched at once across all workers",
     "INGEST__RATE_LIMIT_PER_S": "global upstream requests per second (halved on 429s)",

@@ -91,11 +91,11 @@ class ApifySettings(BaseModel):
         description="A run cost above this (or negative, or not a finite number) is recorded"
         " as unknown instead of being added to the spend",
     )
-    max_cost_usd_per_day: float | None = Field(
+    max_cost_usd_per_day: float = Field(
         50.0,
         ge=0,
         description="Daily upstream spend cap (sum of ingest_runs.cost_usd for the UTC day);"
-        " new runs and batches are refused once it is reached. None: no cap",
+        " new runs and batches are refused once it is reached (0 refuses every run)",
     )
 
 

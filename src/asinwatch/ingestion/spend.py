@@ -69,8 +69,6 @@ def day_start(now: datetime) -> datetime:
 def check_cap(session: Session, marketplace: str, *, now: datetime | None = None) -> None:
     """Raise SpendCapReachedError when today's upstream spend has reached the cap."""
     cap = get_settings().apify.max_cost_usd_per_day
-    if cap is None:
-        return
     moment = now or datetime.now(UTC)
     spent = repository.upstream_cost_since(session, day_start(moment))
     if spent >= Decimal(str(cap)):
