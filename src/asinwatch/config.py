@@ -92,7 +92,7 @@ class ApifySettings(BaseModel):
         " as unknown instead of being added to the spend",
     )
     max_cost_usd_per_day: float = Field(
-        50.0,
+        100.0,
         ge=0,
         description="Daily upstream spend cap (sum of ingest_runs.cost_usd for the UTC day);"
         " new runs and batches are refused once it is reached (0 refuses every run)",
