@@ -183,6 +183,12 @@ def test_the_daily_cap_refuses_new_runs_and_further_batches(
             job_id=run.job_id,
         )
     assert again.id == queued and not created
+    # The schedule is refused too (and says so in the alert), without raising.
+    from asinwatch.ingestion import tasks
+
+    assert tasks.run_scheduled() == []
+    alert = _cap_alert(pipeline_db)
+    assert alert is not None and alert[2] == 3
     # CLI: one line, non-zero exit.
     done = subprocess.run(
         [sys.executable, "-m", "asinwatch", "ingest", "run", "--asins", asins[0]],
