@@ -19,7 +19,7 @@ from asinwatch.ingestion.sources import (
     ApifyStartUnknownError,
 )
 from asinwatch.ingestion.sources.apify import MARKER_FIELD, run_cost
-from asinwatch.simulator import SimulatorServer, sample_asins
+from asinwatch.simulator import SimConfig, SimulatorServer, sample_asins
 from tests.ingestion.test_apify_adapter import MP, paths, settings_for, start_sim
 
 PRODUCTS = "junglee~amazon-crawler"
@@ -133,18 +133,24 @@ async def test_known_runs_are_reused_when_succeeded_or_in_flight(
     srv = start_sim(servers, run_duration_s=0.5)
     sim = srv.simulator
     asins = sample_asins(4, 5)
+    marked = {**_input(asins), MARKER_FIELD: f"b-1:{PRODUCTS}"}
     async with ApifySource(settings_for(srv)) as source:
-        started = await source.start_run(PRODUCTS, _input(asins), max_items=5)
+        started = await source.start_run(PRODUCTS, marked, max_items=5)
+    known = [started["id"]]
     # In flight: the retry waits for it instead of starting another.
-    async with ApifySource(settings_for(srv), known_run_ids=[started["id"]]) as source:
+    async with ApifySource(settings_for(srv), known_run_ids=known, marker="b-1") as source:
         result = await source.fetch_products(MP, asins)
-    assert sim.run_count == 1 and result.upstream_run_ids == [started["id"]]
+    assert sim.run_count == 1 and result.upstream_run_ids == known
     assert {n["guard"] for n in result.upstream_notes} == {"run_reused"}
     # Succeeded: reused again, also for the product actor only (a reviews run is new).
-    async with ApifySource(settings_for(srv), known_run_ids=[started["id"]]) as source:
+    async with ApifySource(settings_for(srv), known_run_ids=known, marker="b-1") as source:
         await source.fetch_products(MP, asins)
         reviews = await source.fetch_reviews(MP, asins)
-    assert sim.run_count == 2 and reviews.upstream_run_ids != [started["id"]]
+    assert sim.run_count == 2 and reviews.upstream_run_ids != known
+    # A known id whose INPUT carries another batch's marker is not reused.
+    async with ApifySource(settings_for(srv), known_run_ids=known, marker="b-2") as source:
+        other = await source.fetch_products(MP, asins)
+    assert sim.run_count == 3 and other.upstream_run_ids != known
 
 
 async def test_a_failed_known_run_is_replaced(servers: list[SimulatorServer]) -> None:
@@ -202,6 +208,39 @@ async def test_upstream_down_mid_run_then_back(servers: list[SimulatorServer]) -
     assert sorted(r.asin for r in result.records) == sorted(asins)
     assert sim.run_count == 1
     assert len(sim.requests) > failures_before  # it carried on polling the same run
+
+
+async def test_an_upstream_that_lost_its_runs_is_not_trusted_by_id(
+    servers: list[SimulatorServer],
+) -> None:
+    # A restarted simulator forgets its runs and hands the same ids out again (they are
+    # derived from its seed): the id alone would bring another batch's data.
+    srv = start_sim(servers, run_duration_s=2.0, seed=5)
+    settings = settings_for(srv, poll_wait_s=1, poll_outage_s=60, backoff_max_s=0.3)
+    asins = sample_asins(13, 4)
+    async with ApifySource(settings, marker="b-9") as source:
+        fetch = asyncio.create_task(source.fetch_products(MP, asins))
+        deadline = time.monotonic() + 30
+        while srv.simulator.run_count == 0:
+            assert time.monotonic() < deadline, "the run never started"
+            await asyncio.sleep(0.02)
+        port = srv.port
+        await asyncio.to_thread(srv.stop)
+        fresh = SimulatorServer(SimConfig(seed=5, block_rate=0.0), port=port)
+        await asyncio.to_thread(fresh.start)
+        servers.append(fresh)
+        async with ApifySource(settings_for(fresh), marker="someone-else") as other:
+            taken = await other.start_run(
+                PRODUCTS, {**_input(sample_asins(14, 2)), MARKER_FIELD: "someone-else"}
+            )
+        with pytest.raises(ApifyRunUnreachableError):
+            await fetch
+    async with ApifySource(
+        settings_for(fresh), known_run_ids=[taken["id"]], marker="b-9", reconcile_first=True
+    ) as retry:
+        result = await retry.fetch_products(MP, asins)
+    assert sorted(r.asin for r in result.records) == sorted(asins)
+    assert result.upstream_run_ids != [taken["id"]] and fresh.simulator.run_count == 2
 
 
 # --- (d) the dataset is read within budgets ------------------------------------------------

@@ -213,6 +213,7 @@ class ApifySource:
         self._marker = marker or f"aw-{uuid.uuid4().hex}"
         self._on_run_started = on_run_started
         self._actor_ids: dict[str, str] = {}
+        self._lost_sight: set[str] = set()  # runs whose polling saw an outage
 
     async def aclose(self) -> None:
         if self._own_client:
@@ -290,7 +291,7 @@ class ApifySource:
         started = self._clock()
         notes: list[dict[str, Any]] = []
         marker = f"{self._marker}:{actor}"
-        run = await self._reusable_run(actor)
+        run = await self._reusable_run(actor, marker)
         if run is not None:
             notes.append({"guard": "run_reused", "actor": actor, "run_id": run.get("id")})
         else:
@@ -306,6 +307,11 @@ class ApifySource:
             run = await self._poll(run_id, wait)
             if wait == 0 and str(run.get("status")) not in TERMINAL:
                 await asyncio.sleep(self._min_poll_s)
+        if run_id in self._lost_sight and not await self._carries(run, marker):
+            # After an outage the id may name another run (an upstream that lost its state).
+            raise ApifyRunUnreachableError(
+                f"Apify run {run_id} of {actor} vanished during polling", run_id=run_id
+            )
         status = str(run.get("status"))
         cost = self._cost(run, actor, run_id, notes)
         UPSTREAM_COST_USD.labels(actor).inc(float(cost))
@@ -375,8 +381,9 @@ class ApifySource:
         if inspect.isawaitable(result):
             await result
 
-    async def _reusable_run(self, actor: str) -> dict[str, Any] | None:
-        """The newest of `known_run_ids` of this actor if it SUCCEEDED or is in flight."""
+    async def _reusable_run(self, actor: str, marker: str) -> dict[str, Any] | None:
+        """The newest of `known_run_ids` of this actor if it SUCCEEDED or is in flight (and
+        its INPUT carries our marker: an id alone could name another batch's run)."""
         if not self._known:
             return None
         actor_id = await self._actor_id(actor)
@@ -388,6 +395,8 @@ class ApifySource:
             if run.get("actId") != actor_id:
                 continue
             status = str(run.get("status"))
+            if not await self._carries(run, marker):
+                continue
             if status == "SUCCEEDED" or status not in TERMINAL:
                 UPSTREAM_GUARDS.labels("run_reused").inc()
                 log.info("apify.run.reused", actor=actor, run_id=run_id, status=status)
@@ -415,8 +424,16 @@ class ApifySource:
             before_sleep=_log_retry,
             reraise=True,
         )
+
+        async def attempt() -> dict[str, Any]:
+            try:
+                return await self.get_run(run_id, wait_s=wait, retries=False)
+            except (ApifyNotFoundError, ApifyRetryableError):
+                self._lost_sight.add(run_id)
+                raise
+
         try:
-            run: dict[str, Any] = await retrying(self.get_run, run_id, wait_s=wait, retries=False)
+            run: dict[str, Any] = await retrying(attempt)
         except (ApifyRetryableError, ApifyNotFoundError) as exc:
             raise ApifyRunUnreachableError(
                 f"lost track of Apify run {run_id} for {self.settings.poll_outage_s:.0f}s: {exc}",
@@ -553,17 +570,24 @@ class ApifySource:
             status = str(entry.get("status"))
             if status in TERMINAL and status != "SUCCEEDED":
                 continue
-            try:
-                resp = await self._request(
-                    "GET", f"/key-value-stores/{store}/records/INPUT", "run.input"
-                )
-            except ApifyNotFoundError:
-                continue
-            body = self._json(resp, "run.input")
-            if isinstance(body, dict) and body.get(MARKER_FIELD) == marker:
+            if await self._carries(entry, marker):
                 # The list entry carries id, status and dataset; polling refreshes the rest.
                 return entry
         return None
+
+    async def _carries(self, run: dict[str, Any], marker: str) -> bool:
+        """Whether the run's INPUT record (in its default key-value store) has our marker."""
+        store = run.get("defaultKeyValueStoreId")
+        if not (isinstance(store, str) and _ID.match(store)):
+            return False
+        try:
+            resp = await self._request(
+                "GET", f"/key-value-stores/{store}/records/INPUT", "run.input"
+            )
+        except ApifyNotFoundError:
+            return False
+        body = self._json(resp, "run.input")
+        return isinstance(body, dict) and body.get(MARKER_FIELD) == marker
 
     async def get_run(
         self, run_id: str, *, wait_s: int = 0, retries: bool = True
