@@ -343,6 +343,19 @@ class Simulator:
             run.aborted_after_s = snap.elapsed_s
             return True
 
+    def finish_running(self) -> int:
+        """Let every run still in progress succeed now (with all its items); how many."""
+        now = time.monotonic()
+        with self._lock:
+            live = [
+                r
+                for r in self._runs.values()
+                if self.snapshot(r, now).status not in TERMINAL_STATUSES
+            ]
+            for run in live:
+                run.duration_s = min(run.duration_s, now - run.created_mono)
+            return len(live)
+
     def snapshot(self, run: Run, now_mono: float | None = None) -> RunSnapshot:
         now = time.monotonic() if now_mono is None else now_mono
         elapsed = now - run.created_mono
