@@ -13,10 +13,11 @@ from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings.exceptions import SettingsError
 
 from asinwatch import __version__
 from asinwatch.auth.cli import token as _token_command
-from asinwatch.config import get_settings
+from asinwatch.config import get_settings, settings_error_line
 from asinwatch.ingestion.cli import ingest_app
 from asinwatch.simulator.cli import simulate as _simulate_command
 
@@ -253,10 +254,8 @@ def main(argv: list[str] | None = None) -> None:
         _exit(exc.format_message().replace("\n", " "), 2)
     except click_exc.ClickException as exc:
         _exit(exc.format_message(), exc.exit_code or 1)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        _exit(f"invalid configuration {where}: {first.get('msg')}", 2)
+    except (ValidationError, SettingsError) as exc:
+        _exit(settings_error_line(exc) or _one_line(exc), 2)
     except (InvalidAsinError, UnknownMarketplaceError, CsvFormatError) as exc:
         _exit(_one_line(exc), 2)
     except (DatabaseNotConfiguredError, RedisNotConfiguredError) as exc:

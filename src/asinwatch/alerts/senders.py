@@ -3,7 +3,8 @@ the two transports (signed webhook over httpx, Apprise for chat / e-mail service
 
 Senders never raise for a delivery problem: they return a `SendResult` whose error text holds
 no secret (targets are masked, channel secrets scrubbed). The SSRF guard runs before any
-connection is opened. Nothing here touches the database.
+connection is opened, and the connection goes to the addresses it checked (kit.netguard), not
+to a second lookup. Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from asinwatch.alerts.targets import (
     webhook_destination,
 )
 from asinwatch.config import Settings
+from asinwatch.kit import netguard
 
 log = structlog.get_logger(__name__)
 
@@ -141,12 +143,10 @@ def send_webhook(
     client: httpx.Client | None = None,
 ) -> SendResult:
     """POST the signed payload; 2xx is success, anything else (3xx included) a failure."""
+    allowed = settings.alerts.delivery_allowed_hosts
     try:
-        check_destination(
-            webhook_destination(channel.target),
-            settings.alerts.delivery_allowed_hosts,
-            resolve=True,
-        )
+        dest = webhook_destination(channel.target)
+        addresses = check_destination(dest, allowed, resolve=True)
     except InvalidTargetError as exc:
         return SendResult(ok=False, error=f"target refused: {exc}", permanent=True)
     secret = signing_secret(channel, settings)
@@ -160,6 +160,10 @@ def send_webhook(
     }
     own_client = client is None
     http = client or httpx.Client(
+        # Connects to the addresses just checked, never to a fresh (rebound) lookup.
+        transport=netguard.GuardedTransport(
+            trusted_hosts=allowed, pins={dest.host: addresses} if addresses else None
+        ),
         timeout=settings.alerts.delivery_timeout_s,
         follow_redirects=False,
         # Proxies from the environment would sidestep the SSRF guard's view of the target.
@@ -167,6 +171,8 @@ def send_webhook(
     )
     try:
         response = http.post(channel.target, content=body, headers=headers)
+    except netguard.BlockedAddressError as exc:
+        return SendResult(ok=False, error=f"target refused: {exc}", permanent=True)
     except httpx.TimeoutException:
         return SendResult(ok=False, error="timeout")
     except httpx.HTTPError as exc:
@@ -189,8 +195,11 @@ def send_apprise(
     try:
         plugin = apprise_plugin(channel.target)
         dest = apprise_destination(channel.target, plugin)
-        if dest is not None:
+        addresses = (
             check_destination(dest, settings.alerts.delivery_allowed_hosts, resolve=True)
+            if dest is not None
+            else None
+        )
     except InvalidTargetError as exc:
         return SendResult(ok=False, error=f"target refused: {exc}", permanent=True)
     # The guard judged this host: a redirect must not take the request somewhere else.
@@ -200,7 +209,9 @@ def send_apprise(
     title, body = render_message(payload)
     notifier = apprise.Apprise()
     notifier.add(plugin)
-    with apprise.LogCapture(level=logging.WARNING) as captured:
+    # Apprise resolves by itself (requests, smtplib): pin its lookups to the checked addresses.
+    pins = {dest.host: addresses} if dest is not None and addresses else {}
+    with apprise.LogCapture(level=logging.WARNING) as captured, netguard.pinned(pins):
         try:
             ok = bool(notifier.notify(body=body, title=title, notify_type=notify_type(payload)))
         except Exception as exc:  # a plugin bug must not kill the delivery loop

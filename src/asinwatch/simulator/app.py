@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from asinwatch.simulator.engine import TERMINAL_STATUSES, Run, SimInputError, Simulator
+from asinwatch.simulator.hostile import dump_json
 from asinwatch.simulator.randomness import unit
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -45,6 +46,7 @@ _CONFIG_KEYS: dict[str, Callable[[Any], Any]] = {
     "cost_override_usd": lambda v: v,
     "fail_next_runs": int,
     "fail_runs_of": str,
+    "hostile": dict,  # {asin: kind}, kinds in hostile.HOSTILE_KINDS
 }
 
 
@@ -93,10 +95,16 @@ def _csv(params: dict[str, str], name: str) -> list[str]:
 
 
 def items_response(
-    items: list[dict[str, Any]], params: dict[str, str], status: int = 200, *, endless: bool = False
+    items: list[dict[str, Any]],
+    params: dict[str, str],
+    status: int = 200,
+    *,
+    lax: bool = False,
+    endless: bool = False,
 ) -> Response:
     """A page of items with Apify's pagination headers (limit applies before skipping empties).
 
+    `lax` (hostile items configured) writes the page with `hostile.dump_json`.
     `endless` (a fault mode): the dataset never ends and its Total header claims 10**9 items.
     """
     fmt = params.get("format", "json")
@@ -132,6 +140,8 @@ def items_response(
         "X-Apify-Pagination-Total": str(10**9 if endless else len(items)),
         "X-Apify-Pagination-Desc": "true" if desc else "false",
     }
+    if lax:
+        return Response(dump_json(page), status, headers, media_type="application/json")
     return JSONResponse(page, status_code=status, headers=headers)
 
 
@@ -249,7 +259,7 @@ def create_app(sim: Simulator) -> Starlette:
             )
         if status != "SUCCEEDED":
             return apify_error(400, "run-failed", f"Actor run {run.id} finished with {status}")
-        return items_response(sim.items(run), params, status=201)
+        return items_response(sim.items(run), params, status=201, lax=bool(sim.config.hostile))
 
     async def list_runs(request: Request) -> Response:
         actor = sim.find_actor(request.path_params["actor"])
@@ -305,12 +315,18 @@ def create_app(sim: Simulator) -> Starlette:
         run = sim.run_for_dataset(request.path_params["dataset_id"])
         if run is None:
             return apify_error(404, "record-not-found", "Dataset was not found")
-        endless = sim.config.endless_dataset
-        return items_response(sim.items(run), dict(request.query_params), endless=endless)
+        return items_response(
+            sim.items(run),
+            dict(request.query_params),
+            lax=bool(sim.config.hostile),
+            endless=sim.config.endless_dataset,
+        )
 
     async def run_dataset_items(request: Request) -> Response:
         run = run_or_404(request.path_params["run_id"])
-        return items_response(sim.items(run), dict(request.query_params))
+        return items_response(
+            sim.items(run), dict(request.query_params), lax=bool(sim.config.hostile)
+        )
 
     async def get_dataset(request: Request) -> Response:
         run = sim.run_for_dataset(request.path_params["dataset_id"])
@@ -381,7 +397,13 @@ def create_app(sim: Simulator) -> Starlette:
         return JSONResponse({k: getattr(cfg, k) for k in ("seed", *_CONFIG_KEYS)})
 
     async def sim_stats(request: Request) -> Response:
-        return JSONResponse({"requests": sim.request_count, "runs": sim.run_count})
+        return JSONResponse(
+            {
+                "requests": sim.request_count,
+                "runs": sim.run_count,
+                "runs_by_actor": sim.runs_by_actor(),
+            }
+        )
 
     async def sim_track(request: Request) -> Response:
         body = await read_json(request)
