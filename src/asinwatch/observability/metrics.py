@@ -47,6 +47,11 @@ RATE_LIMIT_WAIT = Histogram(
     "asinwatch_rate_limit_wait_seconds", "Time spent waiting for the global upstream rate limit"
 )
 DEAD_LETTERS = Counter("asinwatch_dead_letters_total", "Tasks parked as dead letters", ["task"])
+UPSTREAM_GUARDS = Counter(
+    "asinwatch_upstream_guards_total",
+    "Upstream spend guards that acted (run reused/adopted, dataset truncated, cost unknown, cap)",
+    ["guard"],
+)
 
 # --- analytics
 ALERTS_RAISED = Counter(
