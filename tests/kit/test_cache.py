@@ -59,8 +59,11 @@ async def make_cache(redis_url: str, redis_client: redis.Redis) -> AsyncIterator
     made: list[Cache] = []
 
     def factory(url: str = redis_url, name: str | None = None, **kw: Any) -> Cache:
+        # Generous timeouts: under a loaded CI machine, 50 connections opening at once can take
+        # longer than half a second, and a timeout is (rightly) read as Redis being down. The
+        # outage tests use a closed port, which refuses at once.
         client = aioredis.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5, client_name=name
+            url, socket_timeout=5.0, socket_connect_timeout=5.0, client_name=name
         )
         c = Cache(client, **kw)
         made.append(c)
