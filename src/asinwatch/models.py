@@ -1,4 +1,5 @@
-"""Imports every model module so the metadata is complete (Alembic, tests)."""
+"""The model registry: imports every domain's model module so `Base.metadata` is complete
+(Alembic autogenerate and env, tests). Outside kit, which imports no domain."""
 
 from asinwatch.alerts import models as alerts_models
 from asinwatch.catalog import models as catalog_models
