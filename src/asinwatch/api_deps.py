@@ -28,11 +28,12 @@ from starlette.responses import Response
 
 from asinwatch.auth.dependencies import require_role
 from asinwatch.auth.roles import Principal
+from asinwatch.catalog.cache_keys import compare_key, product_keys
 from asinwatch.catalog.marketplaces import MARKETPLACES, normalise_asin
 from asinwatch.catalog.models import Product
 from asinwatch.catalog.repository import get_product
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import Cache, compare_key, product_keys
+from asinwatch.kit.cache import Cache
 from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.etag import dumps, json_bytes_response, json_response, make_etag
 from asinwatch.kit.pagination import MAX_CURSOR_CHARS, PageParams

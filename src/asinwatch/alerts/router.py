@@ -43,8 +43,8 @@ from asinwatch.api_deps import (
     validation_problem,
     write_json,
 )
+from asinwatch.catalog.cache_keys import summary_key
 from asinwatch.catalog.marketplaces import normalise_asin
-from asinwatch.kit.cache import summary_key
 from asinwatch.kit.idempotency import Idempotency, idempotency
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError

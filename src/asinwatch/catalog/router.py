@@ -39,9 +39,9 @@ from asinwatch.catalog.api_schemas import (
     LinkIn,
     TrackIn,
 )
+from asinwatch.catalog.cache_keys import compare_key
 from asinwatch.catalog.marketplaces import normalise_asin
 from asinwatch.catalog.schemas import ProductOut
-from asinwatch.kit.cache import compare_key
 from asinwatch.kit.idempotency import Idempotency, idempotency
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError

@@ -30,11 +30,11 @@ from asinwatch.api_deps import (
     validation_problem,
 )
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import report_key
 from asinwatch.kit.db import async_engine
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 from asinwatch.reports.api_schemas import ReportOut, ReportVersionOut
+from asinwatch.reports.cache_keys import report_key
 from asinwatch.reports.models import Report
 
 KIND = "competitive"
