@@ -1,6 +1,7 @@
 """`asinwatch ingest ...`: start runs (with a progress bar), list them, replay, dead letters.
 
-Every expected failure is raised as `asinwatch.cli.CliError` (one line, non-zero exit).
+Every expected failure is raised as `kit.cli_errors.CliError` (one line, non-zero exit). The
+top-level `asinwatch` command registers `ingest_app`; this module never imports it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated
 import typer
 
 from asinwatch.config import get_settings
+from asinwatch.kit.cli_errors import CliError
 
 ingest_app = typer.Typer(help="Ingestion runs: start, watch, list, replay.", no_args_is_help=True)
 
@@ -22,8 +24,6 @@ FINAL = ("succeeded", "partial", "failed", "cancelled")
 
 
 def _cli_error(message: str, code: int = 2) -> Exception:
-    from asinwatch.cli import CliError
-
     return CliError(message, code)
 
 
