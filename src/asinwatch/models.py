@@ -5,6 +5,7 @@ from asinwatch.alerts import models as alerts_models
 from asinwatch.catalog import models as catalog_models
 from asinwatch.ingestion import models as ingestion_models
 from asinwatch.jobs import models as jobs_models
+from asinwatch.kit import idempotency_model
 from asinwatch.kit.db import Base
 from asinwatch.metrics import models as metrics_models
 from asinwatch.recommendations import models as recommendations_models
@@ -14,6 +15,7 @@ __all__ = [
     "Base",
     "alerts_models",
     "catalog_models",
+    "idempotency_model",
     "ingestion_models",
     "jobs_models",
     "metrics_models",
