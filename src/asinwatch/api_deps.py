@@ -4,14 +4,14 @@ role dependencies, the documented error responses, and cache-first JSON reads.
 Routers stay thin: validate input here (422 problem, never 500), call a service or a query,
 answer with `cached_read` (SWR + ETag + Cache-Control) or `json_response`.
 
-Cache-first reads (`cached_read`): the value is looked up under the architecture's key (the
-`cache_keys` of catalog, reports and recommendations); a stale hit answers at once with
-``stale_at`` in the body while one background task reloads it; Redis down answers from the
-database (``X-Cache: bypass``). The ETag is weak and computed from the cached value only, so
-the same data revalidates to 304 whether it is served fresh or stale. The ETag and the fresh
-body are derived once per cached value (kept in the entry's memo, `Cache.read`), not per
-request. ``Cache-Control: private, max-age=<fresh>`` and ``Vary: Authorization``: the data is
-per-user-authorised, so no shared cache (edge) may keep it.
+Cache-first reads (`cached_read`): the value is looked up under the architecture's key
+(cache_keys); a stale hit answers at once with ``stale_at`` in the body while one background
+task reloads it; Redis down answers from the database (``X-Cache: bypass``). The ETag is weak
+and computed from the cached value only, so the same data revalidates to 304 whether it is
+served fresh or stale. The ETag and the fresh body are derived once per cached value (kept in
+the entry's memo, `Cache.read`), not per request. ``Cache-Control: private, max-age=<fresh>``
+and ``Vary: Authorization``: the data is per-user-authorised, so no shared cache (edge) may
+keep it.
 """
 
 from __future__ import annotations
