@@ -5,7 +5,7 @@ Routers stay thin: validate input here (422 problem, never 500), call a service 
 answer with `cached_read` (SWR + ETag + Cache-Control) or `json_response`.
 
 Cache-first reads (`cached_read`): the value is looked up under the architecture's key
-(kit.cache); a stale hit answers at once with ``stale_at`` in the body while one background
+(cache_keys); a stale hit answers at once with ``stale_at`` in the body while one background
 task reloads it; Redis down answers from the database (``X-Cache: bypass``). The ETag is weak
 and computed from the cached value only, so the same data revalidates to 304 whether it is
 served fresh or stale. The ETag and the fresh body are derived once per cached value (kept in
@@ -28,11 +28,12 @@ from starlette.responses import Response
 
 from asinwatch.auth.dependencies import require_role
 from asinwatch.auth.roles import Principal
+from asinwatch.catalog.cache_keys import compare_key, product_keys
 from asinwatch.catalog.marketplaces import MARKETPLACES, normalise_asin
 from asinwatch.catalog.models import Product
 from asinwatch.catalog.repository import get_product
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import Cache, compare_key, product_keys
+from asinwatch.kit.cache import Cache
 from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.etag import dumps, json_bytes_response, json_response, make_etag
 from asinwatch.kit.pagination import MAX_CURSOR_CHARS, PageParams

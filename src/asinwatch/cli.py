@@ -19,6 +19,7 @@ from asinwatch import __version__
 from asinwatch.auth.cli import token as _token_command
 from asinwatch.config import get_settings, settings_error_line
 from asinwatch.ingestion.cli import ingest_app
+from asinwatch.kit.cli_errors import CliError
 from asinwatch.simulator.cli import simulate as _simulate_command
 
 try:  # recent typer vendors click under typer._click; older ones use click itself
@@ -39,14 +40,6 @@ app.add_typer(products_app, name="products")
 app.command("token")(_token_command)
 app.command("simulate")(_simulate_command)
 app.add_typer(ingest_app, name="ingest")
-
-
-class CliError(Exception):
-    """An error to print as one line; `code` is the exit status."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

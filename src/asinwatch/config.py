@@ -307,7 +307,7 @@ class Settings(BaseSettings):
     @field_validator("default_marketplace")
     @classmethod
     def _known_marketplace(cls, v: str) -> str:
-        from asinwatch.catalog.marketplaces import MARKETPLACES
+        from asinwatch.amazon_marketplaces import MARKETPLACES
 
         if v not in MARKETPLACES:
             raise ValueError(f"unknown marketplace {v!r}; known: {', '.join(sorted(MARKETPLACES))}")

@@ -16,16 +16,11 @@ import redis
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
+from asinwatch.catalog.cache_keys import compare_key, metrics_daily_key, product_keys, summary_key
 from asinwatch.kit import cache as cache_mod
-from asinwatch.kit.cache import (
-    Cache,
-    compare_key,
-    metrics_daily_key,
-    product_keys,
-    recommendation_key,
-    report_key,
-    summary_key,
-)
+from asinwatch.kit.cache import Cache, key_part
+from asinwatch.recommendations.cache_keys import recommendation_key
+from asinwatch.reports.cache_keys import report_key
 
 DEAD_REDIS = "redis://127.0.0.1:6390/0"
 
@@ -306,6 +301,8 @@ def test_key_names_include_the_marketplace() -> None:
     for bad in ("", "B0:X", "B0 X"):
         with pytest.raises(ValueError):
             summary_key("amazon.com", bad)
+        with pytest.raises(ValueError, match="invalid cache key part asin="):
+            key_part(bad, "asin")
     assert cache_mod.INVALIDATION_CHANNEL == "cache:invalidate"
 
 

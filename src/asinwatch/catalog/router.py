@@ -29,6 +29,7 @@ from asinwatch.api_deps import (
     validation_problem,
     write_json,
 )
+from asinwatch.auth.guards import enforce_principal_rate_limit, idempotency
 from asinwatch.catalog import repository, service
 from asinwatch.catalog.api_schemas import (
     BulkTrackIn,
@@ -39,13 +40,12 @@ from asinwatch.catalog.api_schemas import (
     LinkIn,
     TrackIn,
 )
+from asinwatch.catalog.cache_keys import compare_key
 from asinwatch.catalog.marketplaces import normalise_asin
 from asinwatch.catalog.schemas import ProductOut
-from asinwatch.kit.cache import compare_key
-from asinwatch.kit.idempotency import Idempotency, idempotency
+from asinwatch.kit.idempotency import Idempotency
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 
 router = APIRouter(
     prefix="/v1", tags=["catalog"], dependencies=[Depends(enforce_principal_rate_limit)]

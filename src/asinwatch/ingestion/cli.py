@@ -1,6 +1,7 @@
 """`asinwatch ingest ...`: start runs (with a progress bar), list them, replay, dead letters.
 
-Every expected failure is raised as `asinwatch.cli.CliError` (one line, non-zero exit).
+Every expected failure is raised as `kit.cli_errors.CliError` (one line, non-zero exit). The
+top-level `asinwatch` command registers `ingest_app`; this module never imports it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from asinwatch.config import get_settings
+from asinwatch.kit.cli_errors import CliError
 
 if TYPE_CHECKING:
     from asinwatch.auth.roles import Role
@@ -25,8 +27,6 @@ FINAL = ("succeeded", "partial", "failed", "cancelled")
 
 
 def _cli_error(message: str, code: int = 2) -> Exception:
-    from asinwatch.cli import CliError
-
     return CliError(message, code)
 
 

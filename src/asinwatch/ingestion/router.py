@@ -35,13 +35,13 @@ from asinwatch.api_deps import (
     validation_problem,
     write_json,
 )
+from asinwatch.auth.guards import enforce_principal_rate_limit, idempotency
 from asinwatch.ingestion import service, spend
 from asinwatch.ingestion.api_schemas import IngestRunDetail, StartRunBody
 from asinwatch.ingestion.schemas import IngestBatchOut, IngestRunOut
-from asinwatch.kit.idempotency import Idempotency, idempotency
+from asinwatch.kit.idempotency import Idempotency
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 
 router = APIRouter(
     prefix="/v1", tags=["ingestion"], dependencies=[Depends(enforce_principal_rate_limit)]

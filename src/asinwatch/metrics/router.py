@@ -29,11 +29,11 @@ from asinwatch.api_deps import (
     errors,
     optional_cache,
 )
+from asinwatch.auth.guards import enforce_principal_rate_limit
+from asinwatch.catalog.cache_keys import compare_key, metrics_daily_key, summary_key
 from asinwatch.catalog.marketplaces import get_marketplace
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import compare_key, metrics_daily_key, summary_key
 from asinwatch.kit.db import async_engine
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 from asinwatch.metrics import queries
 from asinwatch.metrics.api_schemas import (
     RANGE_DAYS,

@@ -26,15 +26,15 @@ from asinwatch.api_deps import (
     require_product,
     write_json,
 )
+from asinwatch.auth.guards import enforce_principal_rate_limit, idempotency
 from asinwatch.config import get_settings
 from asinwatch.jobs import service as jobs
 from asinwatch.jobs.api_schemas import JobOut
-from asinwatch.kit.cache import recommendation_key
 from asinwatch.kit.db import async_engine
-from asinwatch.kit.idempotency import Idempotency, idempotency
+from asinwatch.kit.idempotency import Idempotency
 from asinwatch.kit.problems import ProblemError
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 from asinwatch.recommendations.api_schemas import RecommendationSetOut, RefreshAccepted
+from asinwatch.recommendations.cache_keys import recommendation_key
 from asinwatch.recommendations.models import RecommendationSet
 
 REFRESH_TASK = "recommendations.refresh"

@@ -29,12 +29,12 @@ from asinwatch.api_deps import (
     uncached_json,
     validation_problem,
 )
+from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import report_key
 from asinwatch.kit.db import async_engine
 from asinwatch.kit.pagination import Page, paginate
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 from asinwatch.reports.api_schemas import ReportOut, ReportVersionOut
+from asinwatch.reports.cache_keys import report_key
 from asinwatch.reports.models import Report
 
 KIND = "competitive"

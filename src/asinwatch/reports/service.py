@@ -25,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from asinwatch.config import Settings, get_settings
-from asinwatch.kit.cache import INVALIDATION_CHANNEL, report_key
+from asinwatch.kit.cache import INVALIDATION_CHANNEL
 from asinwatch.kit.cache_invalidation import encode_message
 from asinwatch.kit.redis_client import prefixed, sync_redis
 from asinwatch.metrics import repository as metric_repo
 from asinwatch.metrics.service import kpis_of, load_product_history
 from asinwatch.reports import repository as repo
+from asinwatch.reports.cache_keys import report_key
 from asinwatch.reports.competitive import (
     ProductSnapshot,
     build_competitive_report,
