@@ -9,6 +9,7 @@ process answers, and must stay after a worker has exited.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -71,11 +72,22 @@ def pipeline_view(samples: Samples) -> dict[str, Any]:
         "promoted": total(samples, "asinwatch_ingest_batches_total", outcome="promoted"),
         "dead_batches": total(samples, "asinwatch_ingest_batches_total", outcome="dead"),
         "dead_letters": total(samples, "asinwatch_dead_letters_total"),
+        # The simulator bills in tenths of a cent: the float sum, rounded, is the database's.
         "cost": round(total(samples, "asinwatch_upstream_cost_usd_total"), 6),
         "runs": total(samples, "asinwatch_upstream_runs_total", outcome="succeeded"),
         "requests": total(samples, "asinwatch_upstream_requests_total"),
         "latency_count": total(samples, "asinwatch_upstream_request_duration_seconds_count"),
     }
+
+
+def wait_scraped(base: str, expected: dict[str, Any], timeout_s: float = 30) -> None:
+    """Poll until the scrape shows `expected`: a batch may commit its promotion and count it a
+    moment after another batch's delivery has already marked the run final."""
+    deadline = time.monotonic() + timeout_s
+    while (seen := pipeline_view(scrape(base))) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/v1/metrics shows {seen}, the database says {expected}")
+        time.sleep(0.2)
 
 
 def prepare(asins: list[str]) -> uuid.UUID:
@@ -141,6 +153,7 @@ def test_an_ingests_counters_reach_every_api_process_scrape(
                 "latency_count": sim.request_count - requests_before,
             }
             assert expected["cost"] > 0 and expected["runs"] >= 2 * promoted
+            wait_scraped(base, expected)
             # Several scrapes, answered by either API process: the same sums every time.
             views = [pipeline_view(scrape(base)) for _ in range(6)]
             assert views == [expected] * 6
