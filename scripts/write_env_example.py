@@ -127,6 +127,9 @@ MEANINGS: dict[str, str] = {
     "UP__DEMO_PRODUCTS": "own products in the demo catalogue (each with two competitors)",
     "LOG__LEVEL": "DEBUG | INFO | WARNING | ERROR",
     "LOG__JSON_FORMAT": "JSON lines (true) or human-readable console output",
+    "PROMETHEUS__MULTIPROCESS": "sum the metrics of every API and worker process in /v1/metrics",
+    "PROMETHEUS__MULTIPROC_DIR": "folder the processes share for that (unset: "
+    "$PROMETHEUS_MULTIPROC_DIR, else <data_dir>/prometheus); one per host",
 }
 
 

@@ -268,6 +268,26 @@ class UpSettings(BaseModel):
     demo_products: int = Field(10, ge=0, le=500)
 
 
+class PrometheusSettings(BaseModel):
+    """Prometheus multiprocess mode: every API and worker process (and each of their children)
+    writes its samples to files in one folder, and GET /v1/metrics adds them all up.
+
+    The processes that share the folder must share a PID namespace (one host or container):
+    the files are named by process id. See docs/DESIGN_DECISIONS.md, "Worker metrics".
+    """
+
+    multiprocess: bool = Field(
+        True,
+        description="Share metrics across processes; off: each process keeps its own in "
+        "memory and /v1/metrics shows only the API process that answers (no worker metrics)",
+    )
+    multiproc_dir: Path | None = Field(
+        None,
+        description="The shared folder (PROMETHEUS_MULTIPROC_DIR); unset: the "
+        "PROMETHEUS_MULTIPROC_DIR environment variable, else <data_dir>/prometheus",
+    )
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = True
@@ -303,6 +323,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     up: UpSettings = UpSettings()
     log: LogSettings = LogSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
 
     @field_validator("default_marketplace")
     @classmethod

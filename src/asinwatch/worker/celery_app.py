@@ -17,6 +17,7 @@ from celery.schedules import crontab
 
 from asinwatch.config import Settings, get_settings
 from asinwatch.observability.logging import configure_logging
+from asinwatch.worker import metrics_signals  # noqa: F401  (connects the metrics exit hooks)
 
 # Modules holding tasks; each domain adds its own `tasks` module here.
 TASK_MODULES = [
