@@ -26,7 +26,13 @@ def _free_port() -> int:
 
 
 def _start(data_dir: Path, port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASINWATCH_")}
+    # Nor the suite's own metrics folder (set in this process by the metrics module): `up` must
+    # pick <data_dir>/prometheus, not count the in-process tests' ingests.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ASINWATCH_") and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
     env.update(
         {
             "ASINWATCH_DATA_DIR": str(data_dir),
