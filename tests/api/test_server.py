@@ -164,6 +164,17 @@ def test_request_head_limits_and_timeout(db_url: str, tmp_path: Path) -> None:
         assert httpx.get(api.base + "/v1/health", timeout=5).status_code == 200
 
 
+def test_an_idle_keep_alive_connection_is_closed_by_the_server(db_url: str, tmp_path: Path) -> None:
+    with running_api(tmp_path, {"ASINWATCH_API__KEEP_ALIVE_TIMEOUT_S": "1"}) as api:
+        with socket.create_connection(("127.0.0.1", api.port), timeout=DEADLINE_S) as s:
+            s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while chunk := s.recv(65536):  # ends when the server closes the idle connection
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+        assert received.count(b"HTTP/1.1 ") == 1
+
+
 @pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "untrusted"])
 def test_forwarded_for_is_believed_only_from_trusted_proxies(
     db_url: str, tmp_path: Path, trusted: bool
