@@ -38,6 +38,7 @@ from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.etag import dumps, json_bytes_response, json_response, make_etag
 from asinwatch.kit.pagination import MAX_CURSOR_CHARS, PageParams
 from asinwatch.kit.problems import PROBLEM_MEDIA_TYPE, ProblemError
+from asinwatch.kit.unavailable import retry_db
 
 CACHE_HEADER = "X-Cache"
 # The whole competition view of a product is cached under one compare key with this
@@ -85,8 +86,9 @@ _DESCRIPTIONS = {
     413: "Request body too large",
     422: "Validation failed",
     429: "Rate limit exceeded (see Retry-After)",
+    503: "A dependency (database, Redis) is briefly unavailable (see Retry-After)",
 }
-AUTH_ERRORS = (400, 401, 403, 413, 422, 429)
+AUTH_ERRORS = (400, 401, 403, 413, 422, 429, 503)
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -106,7 +108,18 @@ async def get_session() -> AsyncIterator[AsyncSession]:
     """A unit of work per request: committed when the endpoint returns, rolled back on error.
     Endpoints that invalidate cache keys commit first themselves, then invalidate."""
     async with async_session_scope() as session:
+        # Connect first, retried on a connection error (a database restart), so the endpoint
+        # starts with a working connection; still down: 503 (kit.unavailable).
+        await retry_db(lambda: _connect(session))
         yield session
+
+
+async def _connect(session: AsyncSession) -> None:
+    try:
+        await session.connection()
+    except BaseException:
+        await session.rollback()
+        raise
 
 
 Session = Annotated[AsyncSession, Depends(get_session)]
@@ -265,11 +278,15 @@ async def cached_read(
     returns the JSON-able body, or None for "not found" (cached too: a flood of lookups for
     an unknown ASIN stays off the database; tracking the product invalidates the key)."""
     memo: dict[str, Any]
+
+    async def load() -> dict[str, Any] | None:
+        return await retry_db(loader)  # a database restart: retried, then 503
+
     if cache is None:
-        value, stale_at, outcome, memo = await loader(), None, "off", {}
+        value, stale_at, outcome, memo = await load(), None, "off", {}
     else:
         value, stale_at, outcome, memo = await cache.read(
-            key, loader, fresh_s, get_settings().cache.stale_s, kind
+            key, load, fresh_s, get_settings().cache.stale_s, kind
         )
     headers = {CACHE_HEADER: outcome}
     if value is None:

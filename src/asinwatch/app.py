@@ -6,6 +6,9 @@
   invalidation listener) and closes it, the rate limiter's client and the DB pools at exit;
   at the first start it also freezes the startup objects out of the garbage collector
   (`freeze_startup_objects`), which removes ~100 ms full-collection pauses under load;
+- a dependency that is down (PostgreSQL, or Redis where a request needs it) answers 503 with
+  Retry-After, never 500 (kit.unavailable); /v1/openapi.json and /docs are off in production
+  unless settings.api.openapi_in_production;
 - every /v1 router; all of them need a bearer token except GET /v1/health and GET /v1/metrics
   (probes and Prometheus scrape without credentials; restrict /v1/metrics at the edge);
 - /v1/health (ops/router.py) is also "degraded" when this process's cache has lost Redis.
@@ -34,6 +37,7 @@ from asinwatch.kit.db import dispose_async_engines
 from asinwatch.kit.http_middleware import install_middleware
 from asinwatch.kit.problems import install_problem_handlers, problem_response, request_id_of
 from asinwatch.kit.ratelimit import RateLimiter
+from asinwatch.kit.unavailable import install_unavailable_handlers
 from asinwatch.metrics.router import router as metrics_router
 from asinwatch.observability.logging import configure_logging
 from asinwatch.ops.router import router as ops_router
@@ -141,6 +145,7 @@ async def unstorable_value(request: Request, exc: Exception) -> Response:
 def create_app() -> FastAPI:
     s = get_settings()
     configure_logging(s.service_name + "-api", s.log.level, s.log.json_format)
+    docs = s.env != "production" or s.api.openapi_in_production
     app = FastAPI(
         title="asinwatch",
         version=__version__,
@@ -152,12 +157,13 @@ def create_app() -> FastAPI:
             "Errors are RFC 9457 problem+json. See docs/API_DESIGN.md."
         ),
         lifespan=lifespan,
-        docs_url="/docs" if s.env != "production" else None,
+        docs_url="/docs" if docs else None,
         redoc_url=None,
-        openapi_url="/v1/openapi.json",
+        openapi_url="/v1/openapi.json" if docs else None,
         openapi_tags=OPENAPI_TAGS,
     )
     install_problem_handlers(app)
+    install_unavailable_handlers(app)
     app.add_exception_handler(405, method_not_allowed)
     app.add_exception_handler(DataError, unstorable_value)
     install_middleware(app, s, rate_limit=bool(s.redis.url), known_subject=known_subject)

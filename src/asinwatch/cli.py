@@ -69,21 +69,11 @@ def api(
     port: Annotated[int | None, typer.Option(help="Port")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Uvicorn worker processes")] = 1,
 ) -> None:
-    """Run the HTTP API (uvicorn)."""
-    import uvicorn
+    """Run the HTTP API (uvicorn); a busy port fails at once, SIGINT/SIGTERM stop it."""
+    from asinwatch.api_server import serve
 
-    s = get_settings()
     _require_database()
-    uvicorn.run(
-        "asinwatch.app:create_app",
-        factory=True,
-        host=host or s.api.host,
-        port=port or s.api.port,
-        workers=workers,
-        proxy_headers=True,
-        log_config=None,
-        access_log=False,
-    )
+    raise typer.Exit(serve(host, port, workers))
 
 
 @app.command()

@@ -192,6 +192,34 @@ class ApiSettings(BaseModel):
     graphql_playground: bool = False
     # Off: cache-first reads go straight to the database (benchmarks of the uncached path).
     read_cache_enabled: bool = True
+    # -- the server (uvicorn) and the documentation
+    max_header_bytes: int = Field(
+        16_384, ge=1024, le=1_048_576, description="Request line + headers cap; more is a 431"
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a client has to send the request line and headers"
+    )
+    keep_alive_timeout_s: int = Field(5, ge=1, description="Idle keep-alive connection timeout")
+    graceful_shutdown_s: int = Field(
+        10, ge=0, description="On SIGTERM/SIGINT, seconds in-flight requests get before exit"
+    )
+    trusted_proxies: list[str] = Field(
+        ["127.0.0.1"],
+        description="Proxy IPs/CIDRs whose X-Forwarded-For/-Proto are believed; [] ignores them",
+    )
+    openapi_in_production: bool = Field(
+        False, description="Serve /v1/openapi.json and /docs when env is production"
+    )
+    # -- dependency outages
+    db_connect_attempts: int = Field(
+        3, ge=1, le=10, description="Tries to reach PostgreSQL for a request before a 503"
+    )
+    db_retry_backoff_s: float = Field(
+        0.1, gt=0, le=5, description="First wait between those tries (doubles, with jitter)"
+    )
+    unavailable_retry_after_s: int = Field(
+        5, ge=1, le=3600, description="Retry-After of the 503 answered while a dependency is down"
+    )
 
 
 class CacheSettings(BaseModel):

@@ -129,9 +129,12 @@ def spawn(
     return proc
 
 
-def wait_healthy(url: str, timeout_s: float = 60.0) -> bool:
+def wait_healthy(
+    url: str, timeout_s: float = 60.0, give_up: Callable[[], bool] = lambda: False
+) -> bool:
+    """True once `url` answers 200; False after `timeout_s` or as soon as `give_up()`."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not give_up():
         try:
             if httpx.get(url, timeout=2.0).status_code == 200:
                 return True
@@ -183,7 +186,9 @@ def run_up(extra_children: dict[str, list[str]] | None = None) -> int:
         for name, args in children.items():
             procs[name] = spawn(name, args, env, lock)
         health = f"http://{s.api.host}:{s.api.port}/v1/health"
-        if wait_healthy(health):
+        # A signal, or the API gone (its port busy: it says so and exits 1), ends the wait.
+        api = procs["api"]
+        if wait_healthy(health, give_up=lambda: stopping.is_set() or api.poll() is not None):
             if with_simulator and s.up.demo:
                 from asinwatch.demo import seed_demo_catalogue
 

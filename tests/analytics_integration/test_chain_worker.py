@@ -80,9 +80,11 @@ def test_a_finished_run_runs_the_analytics_chain(
     assert created and service.enqueue_run_sync(run.id)
     assert wait_for_run(pipeline_db, run.id)[0] == "succeeded"
 
+    # The report task writes one product at a time (a transaction each): wait for the report
+    # of the product asserted on below, not for any report.
     deadline = time.monotonic() + 120  # guards against a hang only
     while count(pipeline_db, "SELECT count(*) FROM core.recommendations") < 4 or not count(
-        pipeline_db, "SELECT count(*) FROM core.reports"
+        pipeline_db, "SELECT count(*) FROM core.reports WHERE asin = %s", own
     ):
         assert time.monotonic() < deadline, chain_worker.log_text()[-3000:]
         time.sleep(0.2)

@@ -6,9 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -26,6 +28,8 @@ def api_server(
     """Start `asinwatch.app:create_app` under uvicorn (`workers` processes); yields the base
     URL; stops it after."""
     port = free_port()
+    # Its log goes to a file: an unread pipe fills up (64 KiB) and then blocks the server.
+    log = tempfile.NamedTemporaryFile(prefix="aw-api-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -43,22 +47,26 @@ def api_server(
             str(workers),
         ],
         env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    log.close()
+    log_path = Path(log.name)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"the API exited: {proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"the API exited: {log_path.read_text()[-2000:]}")
             try:
                 if httpx.get(base + "/v1/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("the API did not become healthy")
+                raise RuntimeError(
+                    f"the API did not become healthy: {log_path.read_text()[-2000:]}"
+                )
             time.sleep(0.1)
         yield base
     finally:
@@ -68,3 +76,4 @@ def api_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log_path.unlink(missing_ok=True)

@@ -325,3 +325,38 @@ async def test_read_hands_back_one_memo_per_stored_value(make_cache: MakeCache) 
     renewed = await c.read(key, load, 60, 600, "summary")
     assert renewed.outcome == "hit" and renewed.value["load"] == 2
     assert "etag" not in renewed.memo
+
+
+class SwallowingPubSub(aioredis.client.PubSub):
+    """What redis-py does when a cancellation races its read timeout: "no message"."""
+
+    async def get_message(
+        self,
+        ignore_subscribe_messages: bool = False,
+        timeout: float | None = 0.0,  # noqa: ASYNC109 - redis-py's signature
+    ) -> Any:
+        try:
+            return await super().get_message(ignore_subscribe_messages, timeout)
+        except asyncio.CancelledError:
+            return None
+
+
+class SwallowingRedis(aioredis.Redis):
+    def pubsub(self, **kwargs: Any) -> SwallowingPubSub:
+        return SwallowingPubSub(self.connection_pool, **kwargs)
+
+
+async def test_close_ends_the_listener_even_when_the_client_swallows_the_cancel(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """The listener used to poll on for ever after such a lost cancellation, and the app's
+    shutdown (uvicorn's lifespan, the API tests' teardown) waited for it for ever."""
+    client = SwallowingRedis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    c = Cache(client)
+    await c.start()
+    assert c.listener is not None
+    await asyncio.wait_for(c.listener.subscribed.wait(), timeout=10)
+    await asyncio.sleep(0.05)  # the listener is inside get_message now
+    closing = asyncio.ensure_future(c.aclose())
+    done, _ = await asyncio.wait({closing}, timeout=60)  # guards against the hang only
+    assert closing in done, "Cache.aclose() never returned: the listener ignored its cancel"

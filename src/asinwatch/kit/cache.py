@@ -154,6 +154,8 @@ class Cache:
     async def aclose(self) -> None:
         """Stop the listener, finish background refreshes, close the Redis client."""
         if self._listener_task is not None:
+            if self._listener is not None:
+                self._listener.stop()
             self._listener_task.cancel()
             await asyncio.gather(self._listener_task, return_exceptions=True)
             self._listener_task = None

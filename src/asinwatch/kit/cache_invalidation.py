@@ -134,14 +134,27 @@ class InvalidationListener:
         self.subscribed = asyncio.Event()
         self.messages_seen = 0
         self.subscriptions = 0
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask `run` to return (it checks between two polls, at most `poll_s` apart)."""
+        self._stopping = True
+
+    def _should_stop(self) -> bool:
+        """Stopped, or cancelled although the cancellation did not reach us: redis-py turns a
+        cancellation that races its read timeout into "no message" (a TimeoutError caught
+        inside `get_message`), and the loop then polled on for ever, so `Cache.aclose` (the
+        app's shutdown, a test's teardown) waited for ever too."""
+        task = asyncio.current_task()
+        return self._stopping or (task is not None and task.cancelling() > 0)
 
     async def run(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._should_stop():
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
-                while True:
+                while not self._should_stop():
                     # A bounded wait: the client's socket timeout would abort a blocking read.
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=False, timeout=self._poll_s
