@@ -9,8 +9,6 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from asinwatch.api_deps import (
@@ -30,32 +28,18 @@ from asinwatch.config import get_settings
 from asinwatch.jobs import service as jobs
 from asinwatch.jobs.api_schemas import JobOut
 from asinwatch.kit.cache import recommendation_key
-from asinwatch.kit.db import async_engine
+from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.idempotency import Idempotency, idempotency
 from asinwatch.kit.problems import ProblemError
 from asinwatch.kit.ratelimit import enforce_principal_rate_limit
+from asinwatch.recommendations import service
 from asinwatch.recommendations.api_schemas import RecommendationSetOut, RefreshAccepted
-from asinwatch.recommendations.models import RecommendationSet
 
 REFRESH_TASK = "recommendations.refresh"
 
 router = APIRouter(
     prefix="/v1", tags=["recommendations"], dependencies=[Depends(enforce_principal_rate_limit)]
 )
-
-
-async def read_latest(conn: AsyncConnection, marketplace: str, asin: str) -> dict[str, Any] | None:
-    stmt = (
-        select(RecommendationSet)
-        .where(RecommendationSet.marketplace == marketplace, RecommendationSet.asin == asin)
-        .order_by(RecommendationSet.version.desc())
-        .limit(1)
-    )
-    row = (await conn.execute(stmt)).first()
-    if row is None:
-        return None
-    out = RecommendationSetOut.model_validate(row._mapping)
-    return out.model_dump(mode="json", exclude={"stale_at"})
 
 
 @router.get(
@@ -68,8 +52,9 @@ async def latest_recommendations(
     request: Request, asin: Asin, marketplace: Marketplace, _: Viewer, cache: OptionalCache
 ) -> Response:
     async def load() -> dict[str, Any] | None:
-        async with async_engine().connect() as conn:
-            return await read_latest(conn, marketplace, asin)
+        async with async_session_scope() as session:
+            latest = await service.get_latest(session, marketplace, asin)
+        return None if latest is None else latest.model_dump(mode="json", exclude={"stale_at"})
 
     return await cached_read(
         request,

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from asinwatch.metrics import repository as metric_repo
 from asinwatch.metrics.service import kpis_of, load_product_history
 from asinwatch.recommendations import repository as repo
+from asinwatch.recommendations.api_schemas import RecommendationSetOut
 from asinwatch.recommendations.models import RecommendationSet
 from asinwatch.recommendations.rules import (
     RULESET_VERSION,
@@ -58,18 +57,6 @@ class RefreshOutcome:
             "inputs_hash": self.inputs_hash,
             "items": self.items,
         }
-
-
-class RecommendationSetOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    marketplace: str
-    asin: str
-    version: int
-    ruleset_version: str
-    inputs_hash: str
-    items: list[dict[str, Any]]
-    created_at: datetime
 
 
 def recommendation_inputs(session: Session, marketplace: str, asin: str) -> RecommendationInputs:

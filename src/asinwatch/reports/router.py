@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from asinwatch.api_deps import (
@@ -31,36 +29,17 @@ from asinwatch.api_deps import (
 )
 from asinwatch.config import get_settings
 from asinwatch.kit.cache import report_key
-from asinwatch.kit.db import async_engine
+from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.ratelimit import enforce_principal_rate_limit
+from asinwatch.reports import service
 from asinwatch.reports.api_schemas import ReportOut, ReportVersionOut
-from asinwatch.reports.models import Report
 
-KIND = "competitive"
 VERSION_MAX_AGE_S = 86_400
 
 router = APIRouter(
     prefix="/v1", tags=["competitions"], dependencies=[Depends(enforce_principal_rate_limit)]
 )
-
-
-async def read_report(
-    conn: AsyncConnection, marketplace: str, asin: str, version: int | None
-) -> dict[str, Any] | None:
-    """The latest report (or the given version) as JSON, None when there is none."""
-    stmt = select(Report).where(
-        Report.marketplace == marketplace, Report.asin == asin, Report.kind == KIND
-    )
-    stmt = (
-        stmt.where(Report.version == version)
-        if version is not None
-        else stmt.order_by(Report.version.desc()).limit(1)
-    )
-    row = (await conn.execute(stmt)).first()
-    if row is None:
-        return None
-    return ReportOut.model_validate(row._mapping).model_dump(mode="json", exclude={"stale_at"})
 
 
 @router.get(
@@ -79,15 +58,16 @@ async def get_report(
 ) -> Response:
     missing = f"no competitive report for {asin} on {marketplace}"
     if version is not None:
-        async with async_engine().connect() as conn:
-            value = await read_report(conn, marketplace, asin, version)
-        if value is None:
+        async with async_session_scope() as session:
+            report = await service.get_report(session, marketplace, asin, version)
+        if report is None:
             raise not_found(f"{missing} at version {version}")
-        return uncached_json(request, {**value, "stale_at": None}, max_age=VERSION_MAX_AGE_S)
+        return uncached_json(request, report.model_dump(mode="json"), max_age=VERSION_MAX_AGE_S)
 
     async def load() -> dict[str, Any] | None:
-        async with async_engine().connect() as conn:
-            return await read_report(conn, marketplace, asin, None)
+        async with async_session_scope() as session:
+            report = await service.get_report(session, marketplace, asin)
+        return None if report is None else report.model_dump(mode="json", exclude={"stale_at"})
 
     return await cached_read(
         request,
@@ -119,13 +99,7 @@ async def list_report_versions(
     after = page.after(scope=scope)
     if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
         raise validation_problem(["query", "cursor"], "cursor does not belong to this list")
-    stmt = (
-        select(Report.version, Report.inputs_hash, Report.created_at)
-        .where(Report.marketplace == marketplace, Report.asin == asin, Report.kind == KIND)
-        .order_by(Report.version.desc())
-        .limit(page.fetch_limit)
+    rows = await service.list_report_versions(
+        session, marketplace, asin, before_version=after, limit=page.fetch_limit
     )
-    if after is not None:
-        stmt = stmt.where(Report.version < after)
-    rows = [ReportVersionOut.model_validate(r._mapping) for r in await session.execute(stmt)]
     return uncached_json(request, paginate(rows, page, key=lambda r: r.version, scope=scope))

@@ -31,6 +31,7 @@ from asinwatch.kit.redis_client import prefixed, sync_redis
 from asinwatch.metrics import repository as metric_repo
 from asinwatch.metrics.service import kpis_of, load_product_history
 from asinwatch.reports import repository as repo
+from asinwatch.reports.api_schemas import ReportOut, ReportVersionOut
 from asinwatch.reports.competitive import (
     ProductSnapshot,
     build_competitive_report,
@@ -224,9 +225,10 @@ def invalidate_report(marketplace: str, asin: str) -> bool:
 
 async def get_report(
     session: AsyncSession, marketplace: str, asin: str, version: int | None = None
-) -> Report | None:
+) -> ReportOut | None:
     """The latest report of a product, or a given version; None when there is none."""
-    return await repo.get_report(session, marketplace, asin, version)
+    row = await repo.get_report(session, marketplace, asin, version)
+    return None if row is None else ReportOut.model_validate(row)
 
 
 async def list_report_versions(
@@ -236,8 +238,9 @@ async def list_report_versions(
     *,
     before_version: int | None = None,
     limit: int = 50,
-) -> list[Report]:
+) -> list[ReportVersionOut]:
     """The product's report versions, newest first (page with `before_version`)."""
-    return await repo.list_versions(
+    rows = await repo.list_versions(
         session, marketplace, asin, before_version=before_version, limit=limit
     )
+    return [ReportVersionOut.model_validate(r) for r in rows]
