@@ -1,11 +1,12 @@
-"""Tracking and competitor links: list products (viewer); track / untrack, one or in bulk, and
-link / unlink competitors (admin). Every write commits, then invalidates the cached reads of
-the products it touched.
+"""Tracking and competitor links: list products and read one product's summary (viewer; the
+summary is cache-first); track / untrack, one or in bulk, and link / unlink competitors
+(admin). This package owns every method of /v1/products/{asin}. Every write commits, then
+invalidates the cached reads of the products it touched.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
@@ -20,9 +21,11 @@ from asinwatch.api_deps import (
     Paging,
     Session,
     Viewer,
+    cached_read,
     errors,
     invalidate,
     not_found,
+    optional_cache,
     product_read_keys,
     require_product,
     uncached_json,
@@ -41,21 +44,25 @@ from asinwatch.catalog.api_schemas import (
 )
 from asinwatch.catalog.marketplaces import normalise_asin
 from asinwatch.catalog.schemas import ProductOut
-from asinwatch.kit.cache import compare_key
+from asinwatch.config import get_settings
+from asinwatch.kit.cache import compare_key, summary_key
+from asinwatch.kit.db import async_engine
 from asinwatch.kit.idempotency import Idempotency, idempotency
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError
 from asinwatch.kit.ratelimit import enforce_principal_rate_limit
+from asinwatch.metrics import queries
+from asinwatch.metrics.api_schemas import ProductSummaryOut
 
-router = APIRouter(
-    prefix="/v1", tags=["catalog"], dependencies=[Depends(enforce_principal_rate_limit)]
-)
+# Tags per route: GET /products/{asin} is documented with the other product reads.
+router = APIRouter(prefix="/v1", dependencies=[Depends(enforce_principal_rate_limit)])
 
 Idem = Annotated[Idempotency, Depends(idempotency)]
 
 
 @router.get(
     "/products",
+    tags=["catalog"],
     response_model=Page[ProductOut],
     summary="Tracked products (cursor pagination)",
     responses={**NOT_MODIFIED, **errors(404)},
@@ -86,8 +93,36 @@ async def list_products(
     return uncached_json(request, result)
 
 
+@router.get(
+    "/products/{asin}",
+    response_model=ProductSummaryOut,
+    tags=["products"],
+    summary="Product summary: latest metrics, KPIs and open alerts",
+    responses={**NOT_MODIFIED, **errors(404)},
+)
+async def product_summary(
+    request: Request, asin: Asin, marketplace: Marketplace, _: Viewer
+) -> Response:
+    cache = optional_cache(request)
+
+    async def load() -> dict[str, Any] | None:
+        async with async_engine().connect() as conn:
+            return await queries.product_summary(conn, marketplace, asin)
+
+    return await cached_read(
+        request,
+        cache,
+        key=summary_key(marketplace, asin),
+        loader=load,
+        fresh_s=get_settings().cache.summary_fresh_s,
+        kind="summary",
+        missing=f"product {asin} is not known on {marketplace}",
+    )
+
+
 @router.put(
     "/products/{asin}",
+    tags=["catalog"],
     response_model=ProductOut,
     summary="Track one product (or re-activate it)",
     responses=errors(),
@@ -111,6 +146,7 @@ async def track_product(
 
 @router.delete(
     "/products/{asin}",
+    tags=["catalog"],
     status_code=204,
     summary="Stop tracking one product (its history is kept)",
     responses=errors(404),
@@ -127,6 +163,7 @@ async def untrack_product(
 
 @router.post(
     "/products",
+    tags=["catalog"],
     response_model=BulkTrackOut,
     summary="Track products in bulk (Idempotency-Key accepted)",
     responses=errors(409),
@@ -152,6 +189,7 @@ async def track_products(
 
 @router.post(
     "/products:untrack",
+    tags=["catalog"],
     response_model=BulkUntrackOut,
     summary="Stop tracking products in bulk (Idempotency-Key accepted)",
     responses=errors(409),
@@ -180,6 +218,7 @@ async def untrack_products(
 
 @router.get(
     "/products/{asin}/competitors",
+    tags=["catalog"],
     response_model=Page[CompetitorLinkOut],
     summary="The competitors linked to a product",
     responses={**NOT_MODIFIED, **errors(404)},
@@ -215,6 +254,7 @@ def _competitor(competitor_asin: str) -> str:
 
 @router.put(
     "/products/{asin}/competitors/{competitor_asin}",
+    tags=["catalog"],
     response_model=CompetitorLinkOut,
     summary="Link a competitor to a product (the competitor is tracked if new)",
     responses=errors(404, 409),
@@ -249,6 +289,7 @@ async def link_competitor(
 
 @router.delete(
     "/products/{asin}/competitors/{competitor_asin}",
+    tags=["catalog"],
     status_code=204,
     summary="Unlink a competitor (it stays tracked)",
     responses=errors(404),

@@ -1,7 +1,8 @@
-"""Product reads: GET /v1/products/{asin} (summary), /v1/products/{asin}/metrics (daily series)
-and /v1/competitions/{asin} (our product against its linked competitors). Viewer and up.
+"""Metric reads: GET /v1/products/{asin}/metrics (daily series) and /v1/competitions/{asin}
+(our product against its linked competitors). Viewer and up. (The product summary, GET
+/v1/products/{asin}, is the catalog's: one package owns one path.)
 
-All three are cache-first (api_deps.cached_read) under the architecture's keys; a custom
+Both are cache-first (api_deps.cached_read) under the architecture's keys; a custom
 ``from``/``to`` window is read from the database directly (only the named ranges are
 invalidated by writes, so only they are cached). They take the cache with
 `api_deps.optional_cache(request)` rather than the `OptionalCache` dependency: these are the
@@ -31,7 +32,7 @@ from asinwatch.api_deps import (
 )
 from asinwatch.catalog.marketplaces import get_marketplace
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import compare_key, metrics_daily_key, summary_key
+from asinwatch.kit.cache import compare_key, metrics_daily_key
 from asinwatch.kit.db import async_engine
 from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 from asinwatch.metrics import queries
@@ -39,7 +40,6 @@ from asinwatch.metrics.api_schemas import (
     RANGE_DAYS,
     CompetitionOut,
     MetricsRangeOut,
-    ProductSummaryOut,
     RangeName,
 )
 
@@ -78,32 +78,6 @@ def resolve_window(
     except OverflowError:
         first = date.min
     return first, last, range_name if end is None or end == today else None
-
-
-@router.get(
-    "/products/{asin}",
-    response_model=ProductSummaryOut,
-    summary="Product summary: latest metrics, KPIs and open alerts",
-    responses={**NOT_MODIFIED, **errors(404)},
-)
-async def product_summary(
-    request: Request, asin: Asin, marketplace: Marketplace, _: Viewer
-) -> Response:
-    cache = optional_cache(request)
-
-    async def load() -> dict[str, Any] | None:
-        async with async_engine().connect() as conn:
-            return await queries.product_summary(conn, marketplace, asin)
-
-    return await cached_read(
-        request,
-        cache,
-        key=summary_key(marketplace, asin),
-        loader=load,
-        fresh_s=get_settings().cache.summary_fresh_s,
-        kind="summary",
-        missing=f"product {asin} is not known on {marketplace}",
-    )
 
 
 @router.get(
