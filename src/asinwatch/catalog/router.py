@@ -6,7 +6,7 @@ invalidates the cached reads of the products it touched.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
@@ -21,7 +21,7 @@ from asinwatch.api_deps import (
     Paging,
     Session,
     Viewer,
-    cached_read,
+    cached_json,
     errors,
     invalidate,
     not_found,
@@ -45,13 +45,11 @@ from asinwatch.catalog.api_schemas import (
 from asinwatch.catalog.marketplaces import normalise_asin
 from asinwatch.catalog.schemas import ProductOut
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import compare_key, summary_key
-from asinwatch.kit.db import async_engine
+from asinwatch.kit.cache import compare_key
 from asinwatch.kit.idempotency import Idempotency, idempotency
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError
 from asinwatch.kit.ratelimit import enforce_principal_rate_limit
-from asinwatch.metrics import queries
 from asinwatch.metrics.api_schemas import ProductSummaryOut
 
 # Tags per route: GET /products/{asin} is documented with the other product reads.
@@ -103,19 +101,11 @@ async def list_products(
 async def product_summary(
     request: Request, asin: Asin, marketplace: Marketplace, _: Viewer
 ) -> Response:
-    cache = optional_cache(request)
-
-    async def load() -> dict[str, Any] | None:
-        async with async_engine().connect() as conn:
-            return await queries.product_summary(conn, marketplace, asin)
-
-    return await cached_read(
+    read = await service.read_summary(optional_cache(request), marketplace, asin)
+    return cached_json(
         request,
-        cache,
-        key=summary_key(marketplace, asin),
-        loader=load,
-        fresh_s=get_settings().cache.summary_fresh_s,
-        kind="summary",
+        read,
+        max_age=get_settings().cache.summary_fresh_s,
         missing=f"product {asin} is not known on {marketplace}",
     )
 

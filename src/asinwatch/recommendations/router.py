@@ -6,7 +6,7 @@ so the worker always finds it).
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
@@ -19,7 +19,7 @@ from asinwatch.api_deps import (
     OptionalCache,
     Session,
     Viewer,
-    cached_read,
+    cached_json,
     errors,
     require_product,
     write_json,
@@ -27,8 +27,6 @@ from asinwatch.api_deps import (
 from asinwatch.config import get_settings
 from asinwatch.jobs import service as jobs
 from asinwatch.jobs.api_schemas import JobOut
-from asinwatch.kit.cache import recommendation_key
-from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.idempotency import Idempotency, idempotency
 from asinwatch.kit.problems import ProblemError
 from asinwatch.kit.ratelimit import enforce_principal_rate_limit
@@ -51,18 +49,11 @@ router = APIRouter(
 async def latest_recommendations(
     request: Request, asin: Asin, marketplace: Marketplace, _: Viewer, cache: OptionalCache
 ) -> Response:
-    async def load() -> dict[str, Any] | None:
-        async with async_session_scope() as session:
-            latest = await service.get_latest(session, marketplace, asin)
-        return None if latest is None else latest.model_dump(mode="json", exclude={"stale_at"})
-
-    return await cached_read(
+    read = await service.read_latest(cache, marketplace, asin)
+    return cached_json(
         request,
-        cache,
-        key=recommendation_key(marketplace, asin),
-        loader=load,
-        fresh_s=get_settings().cache.recommendation_fresh_s,
-        kind="recommendation",
+        read,
+        max_age=get_settings().cache.recommendation_fresh_s,
         missing=f"no recommendations for {asin} on {marketplace} yet (POST .../refresh)",
     )
 

@@ -7,7 +7,7 @@ never changes, so it is read from the database and may be kept by the client for
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
@@ -20,7 +20,7 @@ from asinwatch.api_deps import (
     Paging,
     Session,
     Viewer,
-    cached_read,
+    cached_json,
     errors,
     not_found,
     require_product,
@@ -28,8 +28,6 @@ from asinwatch.api_deps import (
     validation_problem,
 )
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import report_key
-from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 from asinwatch.reports import service
@@ -54,30 +52,18 @@ async def get_report(
     marketplace: Marketplace,
     _: Viewer,
     cache: OptionalCache,
+    session: Session,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="a version")] = None,
 ) -> Response:
     missing = f"no competitive report for {asin} on {marketplace}"
     if version is not None:
-        async with async_session_scope() as session:
-            report = await service.get_report(session, marketplace, asin, version)
+        report = await service.get_report(session, marketplace, asin, version)
         if report is None:
             raise not_found(f"{missing} at version {version}")
         return uncached_json(request, report.model_dump(mode="json"), max_age=VERSION_MAX_AGE_S)
 
-    async def load() -> dict[str, Any] | None:
-        async with async_session_scope() as session:
-            report = await service.get_report(session, marketplace, asin)
-        return None if report is None else report.model_dump(mode="json", exclude={"stale_at"})
-
-    return await cached_read(
-        request,
-        cache,
-        key=report_key(marketplace, asin),
-        loader=load,
-        fresh_s=get_settings().cache.report_fresh_s,
-        kind="report",
-        missing=missing,
-    )
+    read = await service.read_latest_report(cache, marketplace, asin)
+    return cached_json(request, read, max_age=get_settings().cache.report_fresh_s, missing=missing)
 
 
 @router.get(
