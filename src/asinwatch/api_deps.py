@@ -34,11 +34,12 @@ from asinwatch.catalog.repository import get_product
 from asinwatch.config import get_settings
 from asinwatch.kit import readthrough
 from asinwatch.kit.cache import Cache, compare_key, product_keys
-from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.etag import dumps, json_bytes_response, json_response, make_etag
+from asinwatch.kit.idempotency import Idempotency, idempotency
 from asinwatch.kit.pagination import MAX_CURSOR_CHARS, PageParams
 from asinwatch.kit.problems import PROBLEM_MEDIA_TYPE, ProblemError
 from asinwatch.kit.readthrough import Cached
+from asinwatch.kit.unit_of_work import UnitOfWork, unit_of_work
 from asinwatch.metrics.reads import ALL_COMPETITORS
 
 CACHE_HEADER = "X-Cache"
@@ -101,14 +102,37 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 # --- database ------------------------------------------------------------------------------
 
 
-async def get_session() -> AsyncIterator[AsyncSession]:
-    """A unit of work per request: committed when the endpoint returns, rolled back on error.
-    Endpoints that invalidate cache keys commit first themselves, then invalidate."""
-    async with async_session_scope() as session:
-        yield session
+async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
+    """The request's unit of work (kit.unit_of_work): committed once, when the endpoint
+    returns and before the response is sent (``scope="function"``), then the cache keys and
+    jobs queued on it are flushed; rolled back, dropping them, when the endpoint raises.
+    Endpoints never commit."""
+    cache = getattr(request.app.state, "cache", None)
+    async with unit_of_work(cache if isinstance(cache, Cache) else None) as uow:
+        yield uow
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+Uow = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
+
+
+async def get_session(uow: Uow) -> AsyncSession:
+    """The request unit of work's session (the same one for every dependency)."""
+    return uow.session
+
+
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def request_idempotency(
+    idem: Annotated[Idempotency, Depends(idempotency)], uow: Uow
+) -> Idempotency:
+    """The request's Idempotency-Key context, committing the unit of work before it stores
+    the response (a replay never stands for a write that was rolled back)."""
+    idem.commit = uow.commit
+    return idem
+
+
+Idem = Annotated[Idempotency, Depends(request_idempotency, scope="function")]
 
 
 # --- parameters ----------------------------------------------------------------------------

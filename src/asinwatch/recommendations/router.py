@@ -1,12 +1,13 @@
 """GET /v1/recommendations/{asin} (latest set, viewer) and POST .../refresh (operator: 202 with
-a job; the Celery task ``recommendations.refresh`` is sent only after the job row is committed,
-so the worker always finds it).
+a job; the Celery task ``recommendations.refresh`` is queued on the request's unit of work and
+sent only after the job row is committed, so the worker always finds it; a rolled-back request
+sends nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import uuid
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
@@ -14,10 +15,11 @@ from starlette.responses import Response
 from asinwatch.api_deps import (
     NOT_MODIFIED,
     Asin,
+    Idem,
     Marketplace,
     Operator,
     OptionalCache,
-    Session,
+    Uow,
     Viewer,
     cached_json,
     errors,
@@ -27,7 +29,7 @@ from asinwatch.api_deps import (
 from asinwatch.config import get_settings
 from asinwatch.jobs import service as jobs
 from asinwatch.jobs.api_schemas import JobOut
-from asinwatch.kit.idempotency import Idempotency, idempotency
+from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.problems import ProblemError
 from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 from asinwatch.recommendations import service
@@ -75,31 +77,35 @@ def send_refresh(job_id: str, marketplace: str, asin: str) -> None:
     },
 )
 async def refresh_recommendations(
-    asin: Asin,
-    marketplace: Marketplace,
-    session: Session,
-    who: Operator,
-    idem: Annotated[Idempotency, Depends(idempotency)],
+    asin: Asin, marketplace: Marketplace, uow: Uow, who: Operator, idem: Idem
 ) -> Response:
     async def work() -> Response:
-        await require_product(session, marketplace, asin)
+        await require_product(uow.session, marketplace, asin)
         job = await jobs.create_job_async(
-            session, REFRESH_TASK, {"marketplace": marketplace, "asin": asin}, created_by=who.sub
+            uow.session,
+            REFRESH_TASK,
+            {"marketplace": marketplace, "asin": asin},
+            created_by=who.sub,
         )
-        await session.commit()
-        try:
-            await asyncio.to_thread(send_refresh, str(job.id), marketplace, asin)
-        except Exception as exc:
-            error = f"could not enqueue: {type(exc).__name__}"
-            await session.run_sync(lambda s: jobs.mark_failed(s, job.id, error))
-            await session.commit()
-            raise ProblemError(
-                503,
-                detail="the task queue is unavailable; retry later",
-                type_suffix="queue-unavailable",
-                headers={"Retry-After": "5"},
-            ) from None
+        uow.after_commit(lambda: enqueue_refresh(job.id, marketplace, asin))
         body = RefreshAccepted(job=JobOut.model_validate(job.model_dump()))
         return write_json(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
     return await idem.run(work)
+
+
+async def enqueue_refresh(job_id: uuid.UUID, marketplace: str, asin: str) -> None:
+    """After the job row is committed: send the task; the queue down marks the job failed (in
+    a transaction of its own) and answers 503, so nothing runs and the client retries."""
+    try:
+        await asyncio.to_thread(send_refresh, str(job_id), marketplace, asin)
+    except Exception as exc:
+        error = f"could not enqueue: {type(exc).__name__}"
+        async with async_session_scope() as session:
+            await session.run_sync(lambda s: jobs.mark_failed(s, job_id, error))
+        raise ProblemError(
+            503,
+            detail="the task queue is unavailable; retry later",
+            type_suffix="queue-unavailable",
+            headers={"Retry-After": "5"},
+        ) from None
