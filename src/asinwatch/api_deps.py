@@ -31,6 +31,7 @@ from asinwatch.auth.roles import Principal
 from asinwatch.catalog.marketplaces import MARKETPLACES, normalise_asin
 from asinwatch.catalog.models import Product
 from asinwatch.catalog.repository import get_product
+from asinwatch.catalog.service import ALL_COMPETITORS
 from asinwatch.config import get_settings
 from asinwatch.kit import readthrough
 from asinwatch.kit.cache import Cache, compare_key, product_keys
@@ -40,7 +41,6 @@ from asinwatch.kit.pagination import MAX_CURSOR_CHARS, PageParams
 from asinwatch.kit.problems import PROBLEM_MEDIA_TYPE, ProblemError
 from asinwatch.kit.readthrough import Cached
 from asinwatch.kit.unit_of_work import UnitOfWork, unit_of_work
-from asinwatch.metrics.reads import ALL_COMPETITORS
 
 CACHE_HEADER = "X-Cache"
 VARY = "Authorization"

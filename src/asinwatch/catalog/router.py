@@ -42,6 +42,7 @@ from asinwatch.catalog.api_schemas import (
     BulkUntrackOut,
     CompetitorLinkOut,
     LinkIn,
+    ProductSummaryOut,
     TrackIn,
 )
 from asinwatch.catalog.marketplaces import normalise_asin
@@ -51,7 +52,6 @@ from asinwatch.kit.cache import compare_key
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError
 from asinwatch.kit.ratelimit import enforce_principal_rate_limit
-from asinwatch.metrics.api_schemas import ProductSummaryOut
 
 # Tags per route: GET /products/{asin} is documented with the other product reads.
 router = APIRouter(prefix="/v1", dependencies=[Depends(enforce_principal_rate_limit)])

@@ -1,7 +1,7 @@
 """Catalog business logic: track, list and untrack products (never commits itself), and the
 product summary read through the cache (the read behind GET /v1/products/{asin}: one
-PostgreSQL statement, `metrics.queries.product_summary`, over the product, its latest
-metrics, KPIs and open alerts)."""
+PostgreSQL statement, `repository.product_summary`, over the product, its latest metrics,
+KPIs and open alerts)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from asinwatch.config import get_settings
 from asinwatch.kit.cache import Cache, summary_key
 from asinwatch.kit.db import async_engine
 from asinwatch.kit.readthrough import Cached, read_through
-from asinwatch.metrics import queries
 
 
 class CsvFormatError(ValueError):
@@ -124,14 +123,18 @@ async def unlink_competitor(
 
 # ---------------------------------------------------------------------------- cached reads
 
+# The whole competition view of a product is cached under one compare key with this
+# "competitor" (never an ASIN), so it is invalidated with the product's other keys.
+ALL_COMPETITORS = "all"
+
 
 async def read_summary(cache: Cache | None, marketplace: str, asin: str) -> Cached[Any]:
-    """The product summary (`metrics.api_schemas.ProductSummaryOut` as JSON, without
+    """The product summary (`catalog.api_schemas.ProductSummaryOut` as JSON, without
     ``stale_at``) through the cache under its summary key; None: the product is unknown."""
 
     async def load() -> dict[str, Any] | None:
         async with async_engine().connect() as conn:
-            return await queries.product_summary(conn, marketplace, asin)
+            return await repository.product_summary(conn, marketplace, asin)
 
     return await read_through(
         cache,

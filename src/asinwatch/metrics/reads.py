@@ -12,15 +12,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from asinwatch.catalog.service import ALL_COMPETITORS
 from asinwatch.config import get_settings
 from asinwatch.kit.cache import Cache, compare_key, metrics_daily_key
 from asinwatch.kit.db import async_engine
 from asinwatch.kit.readthrough import Cached, read_through
 from asinwatch.metrics import queries
-
-# The whole competition view of a product is cached under one compare key with this
-# "competitor" (never an ASIN), so it is invalidated with the product's other keys.
-ALL_COMPETITORS = "all"
 
 
 async def read_metric_range(
