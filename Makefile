@@ -18,15 +18,17 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/asinwatch up
 
-## Install, then lint, type-check and run the whole test suite with coverage (fails under 85%)
+## Install, then lint, type-check, check the import contracts and run the whole test suite with coverage (fails under 85%)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n 2 --dist loadgroup --cov --cov-report=term --cov-report=xml -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench && $(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -38,4 +40,4 @@ openapi: $(STAMP)
 	$(BIN)/python -m asinwatch.openapi_export docs/openapi.json
 
 clean:
-	rm -rf $(VENV) .asinwatch .coverage* coverage.xml .mypy_cache .ruff_cache
+	rm -rf $(VENV) .asinwatch .coverage* coverage.xml .mypy_cache .ruff_cache .import_linter_cache

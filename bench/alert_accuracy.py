@@ -132,6 +132,8 @@ def _setup_env(db_name: str, data_dir: str) -> str:
             "ASINWATCH_LOG__LEVEL": "WARNING",
             "ASINWATCH_DATA_DIR": data_dir,
             "ASINWATCH_APIFY__MAX_REVIEWS_PER_ASIN": "20",
+            # Simulated spend only: many runs in one wall-clock day must not hit the daily cap.
+            "ASINWATCH_APIFY__MAX_COST_USD_PER_DAY": "1000000",
         }
     )
     return url

@@ -280,6 +280,8 @@ def end_to_end(db_url: str, args: argparse.Namespace) -> dict[str, Any]:
             "ASINWATCH_APIFY__ALLOWED_HOSTS": '["127.0.0.1"]',
             "ASINWATCH_APIFY__TOKEN": srv.token,
             "ASINWATCH_APIFY__MAX_REVIEWS_PER_ASIN": str(args.reviews_per_asin),
+            # Simulated spend only: many runs in one wall-clock day must not hit the daily cap.
+            "ASINWATCH_APIFY__MAX_COST_USD_PER_DAY": "1000000",
             "ASINWATCH_INGEST__BATCH_SIZE": str(args.batch_size),
             "ASINWATCH_INGEST__MAX_CONCURRENT_BATCHES": str(args.e2e_concurrency),
             "ASINWATCH_INGEST__RATE_LIMIT_PER_S": str(args.rate_per_s),

@@ -44,6 +44,13 @@ MEANINGS: dict[str, str] = {
     "APIFY__BACKOFF_BASE_S": "first backoff delay (full jitter, doubling)",
     "APIFY__BACKOFF_MAX_S": "longest backoff delay",
     "APIFY__POLL_WAIT_S": "waitForFinish seconds per run-status poll (<= 60)",
+    "APIFY__POLL_OUTAGE_S": "seconds 404/5xx/connection errors on an in-flight run are retried",
+    "APIFY__RECONCILE_SCAN_RUNS": "newest runs checked for our marker after an ambiguous start",
+    "APIFY__DATASET_ITEM_SLACK": "items read beyond maxItems; the rest is dropped and noted",
+    "APIFY__MAX_DATASET_BYTES": "bytes of dataset items read per run at most",
+    "APIFY__MAX_DATASET_PAGES": "dataset pages read per run at most, whatever the headers claim",
+    "APIFY__MAX_SANE_RUN_COST_USD": "a run cost above this (or < 0, not finite) is unknown",
+    "APIFY__MAX_COST_USD_PER_DAY": "upstream spend cap, USD per UTC day (new runs refused past it)",
     "INGEST__BATCH_SIZE": "ASINs per batch (1-100)",
     "INGEST__MAX_CONCURRENT_BATCHES": "batches fetched at once across all workers",
     "INGEST__RATE_LIMIT_PER_S": "global upstream requests per second (halved on 429s)",
@@ -56,6 +63,7 @@ MEANINGS: dict[str, str] = {
     "INGEST__AFTER_RUN_HOOK": "run KPIs, detection, reports and recommendations after each run",
     "INGEST__STALE_AFTER_RUNS": "runs without valid data before a tracking-stale alert",
     "INGEST__FETCH_REVIEWS": "also fetch reviews for each batch",
+    "INGEST__ADMIN_RUN_SIZE": "runs over more ASINs than this (or untracked ones) need admin",
     "AUTH__JWT_SECRET": "HS256 secret (Supabase project JWT secret); 32+ chars in production",
     "AUTH__JWKS_URL": "JWKS URL for RS256/ES256 tokens (the only place keys are fetched from)",
     "AUTH__ALGORITHMS": "accepted JWT algorithms (JSON list or a,b)",
@@ -119,6 +127,9 @@ MEANINGS: dict[str, str] = {
     "UP__DEMO_PRODUCTS": "own products in the demo catalogue (each with two competitors)",
     "LOG__LEVEL": "DEBUG | INFO | WARNING | ERROR",
     "LOG__JSON_FORMAT": "JSON lines (true) or human-readable console output",
+    "PROMETHEUS__MULTIPROCESS": "sum the metrics of every API and worker process in /v1/metrics",
+    "PROMETHEUS__MULTIPROC_DIR": "folder the processes share for that (unset: "
+    "$PROMETHEUS_MULTIPROC_DIR, else <data_dir>/prometheus); one per host",
 }
 
 

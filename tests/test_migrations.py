@@ -70,7 +70,7 @@ def test_models_match_migrations(db_url: str) -> None:
     from sqlalchemy import create_engine, pool
 
     from asinwatch.kit.db import database_url
-    from asinwatch.kit.models import Base
+    from asinwatch.models import Base
 
     def include(name: str | None, type_: str, _parents: object) -> bool:
         if type_ == "schema":

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.xdist_group("embedded")
 
@@ -79,6 +80,36 @@ def _wait_demo_ingested(data_dir: Path, timeout_s: float = 120) -> tuple[int, in
     raise AssertionError("the demo ingestion run did not finish")
 
 
+def _ingest_counters(port: int) -> tuple[float, float]:
+    """(succeeded, quarantined) ASINs as the API's /v1/metrics sums them over every process."""
+    text = httpx.get(f"http://127.0.0.1:{port}/v1/metrics", timeout=10).text
+    totals = {"succeeded": 0.0, "quarantined": 0.0}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "asinwatch_ingest_asins_total" and s.labels["outcome"] in totals:
+                totals[s.labels["outcome"]] += s.value
+    return totals["succeeded"], totals["quarantined"]
+
+
+def _wait_pipeline_metrics(data_dir: Path, port: int, timeout_s: float = 60) -> None:
+    """The worker's ingest counters reach the API's scrape and equal the database's runs."""
+    dsn = f"host={data_dir / 'pg'} dbname=asinwatch user=postgres"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT coalesce(sum(asins_succeeded), 0), coalesce(sum(asins_quarantined), 0)"
+                " FROM core.ingest_runs"
+            ).fetchone()
+        assert row is not None
+        scraped = _ingest_counters(port)
+        if scraped == (float(row[0]), float(row[1])) and scraped[0] > 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/v1/metrics shows {scraped}, the runs say {tuple(row)}")
+        time.sleep(0.5)
+
+
 def _stop(proc: subprocess.Popen[str]) -> str:
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
@@ -92,6 +123,7 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
         body = _wait_ready(port, proc)
         # The demo catalogue went through the real adapter, the simulator and the worker.
         products, latest = _wait_demo_ingested(tmp_path)
+        _wait_pipeline_metrics(tmp_path, port)
     finally:
         out = _stop(proc)
     deps = body["dependencies"]

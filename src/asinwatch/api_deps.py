@@ -27,16 +27,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from asinwatch.auth.dependencies import require_role
+from asinwatch.auth.guards import idempotency
 from asinwatch.auth.roles import Principal
+from asinwatch.catalog.cache_keys import compare_key, product_keys
 from asinwatch.catalog.marketplaces import MARKETPLACES, normalise_asin
 from asinwatch.catalog.models import Product
 from asinwatch.catalog.repository import get_product
 from asinwatch.catalog.service import ALL_COMPETITORS
 from asinwatch.config import get_settings
 from asinwatch.kit import readthrough
-from asinwatch.kit.cache import Cache, compare_key, product_keys
+from asinwatch.kit.cache import Cache
 from asinwatch.kit.etag import dumps, json_bytes_response, json_response, make_etag
-from asinwatch.kit.idempotency import Idempotency, idempotency
+from asinwatch.kit.idempotency import Idempotency
 from asinwatch.kit.pagination import MAX_CURSOR_CHARS, PageParams
 from asinwatch.kit.problems import PROBLEM_MEDIA_TYPE, ProblemError
 from asinwatch.kit.readthrough import Cached

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DataError
 
 from asinwatch import __version__
 from asinwatch.alerts.router import router as alerts_router
+from asinwatch.auth.guards import known_subject
 from asinwatch.catalog.router import router as catalog_router
 from asinwatch.config import get_settings
 from asinwatch.ingestion.router import router as ingestion_router
@@ -159,7 +160,7 @@ def create_app() -> FastAPI:
     install_problem_handlers(app)
     app.add_exception_handler(405, method_not_allowed)
     app.add_exception_handler(DataError, unstorable_value)
-    install_middleware(app, s, rate_limit=bool(s.redis.url))
+    install_middleware(app, s, rate_limit=bool(s.redis.url), known_subject=known_subject)
     for router in (
         ops_router,
         metrics_router,

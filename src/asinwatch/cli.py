@@ -19,6 +19,7 @@ from asinwatch import __version__
 from asinwatch.auth.cli import token as _token_command
 from asinwatch.config import get_settings, settings_error_line
 from asinwatch.ingestion.cli import ingest_app
+from asinwatch.kit.cli_errors import CliError
 from asinwatch.simulator.cli import simulate as _simulate_command
 
 try:  # recent typer vendors click under typer._click; older ones use click itself
@@ -39,14 +40,6 @@ app.add_typer(products_app, name="products")
 app.command("token")(_token_command)
 app.command("simulate")(_simulate_command)
 app.add_typer(ingest_app, name="ingest")
-
-
-class CliError(Exception):
-    """An error to print as one line; `code` is the exit status."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -103,7 +96,7 @@ def worker(
     from asinwatch.worker.celery_app import celery_app
 
     celery_app.worker_main(
-        ["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", queues, "-E"]
+        [*_quiet(), "worker", "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", queues, "-E"]
     )
 
 
@@ -113,7 +106,12 @@ def beat() -> None:
     _require_redis()
     from asinwatch.worker.celery_app import celery_app
 
-    celery_app.start(["beat", "--loglevel=INFO"])
+    celery_app.start([*_quiet(), "beat", "--loglevel=INFO"])
+
+
+def _quiet() -> list[str]:
+    """No start-up banner when logs are JSON lines (its lines would not be JSON)."""
+    return ["--quiet"] if get_settings().log.json_format else []
 
 
 @app.command()
@@ -240,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     from asinwatch.kit.redis_client import RedisNotConfiguredError
 
     try:
-        get_settings()
+        _configure_logging()
         result = app(args=argv, standalone_mode=False)
         if isinstance(result, int) and result:
             sys.exit(result)
@@ -267,8 +265,23 @@ def main(argv: list[str] | None = None) -> None:
         _exit(_one_line(exc), 1)
     except KeyboardInterrupt:
         _exit("interrupted", 130)
+    except Exception as exc:  # a bug: its traceback as one masked JSON log line, no locals
+        import structlog
+
+        structlog.get_logger("asinwatch.cli").exception("command failed")
+        _exit(f"internal error ({type(exc).__name__}); see the log line above", 1)
+
+
+def _configure_logging() -> None:
+    """JSON log lines with secrets masked, like the API (raises on invalid settings)."""
+    from asinwatch.observability.logging import configure_logging
+
+    s = get_settings()
+    configure_logging(f"{s.service_name}-cli", s.log.level, s.log.json_format)
 
 
 def _exit(message: str, code: int) -> NoReturn:
-    print(f"asinwatch: error: {message}", file=sys.stderr)
+    from asinwatch.observability.logging import mask_text
+
+    print(f"asinwatch: error: {mask_text(message)}", file=sys.stderr)
     sys.exit(code)

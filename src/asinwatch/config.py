@@ -91,6 +91,40 @@ class ApifySettings(BaseModel):
     backoff_base_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
     poll_wait_s: int = Field(30, ge=0, le=60)
+    poll_outage_s: float = Field(
+        120.0,
+        gt=0,
+        description="How long 404/5xx/connection errors while polling an in-flight run are"
+        " retried (with backoff) before the batch is handed back to the queue",
+    )
+    reconcile_scan_runs: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="After an ambiguous answer to a run start, how many of the actor's newest"
+        " runs are checked for our request marker before a new start is tried",
+    )
+    dataset_item_slack: int = Field(
+        5, ge=0, description="Items read beyond a run's maxItems before the rest is dropped"
+    )
+    max_dataset_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Bytes of dataset items read per run, at most"
+    )
+    max_dataset_pages: int = Field(
+        200, ge=1, description="Dataset pages read per run, at most (whatever the headers say)"
+    )
+    max_sane_run_cost_usd: float = Field(
+        10_000.0,
+        gt=0,
+        description="A run cost above this (or negative, or not a finite number) is recorded"
+        " as unknown instead of being added to the spend",
+    )
+    max_cost_usd_per_day: float = Field(
+        100.0,
+        ge=0,
+        description="Daily upstream spend cap (sum of ingest_runs.cost_usd for the UTC day);"
+        " new runs and batches are refused once it is reached (0 refuses every run)",
+    )
 
 
 class IngestSettings(BaseModel):
@@ -111,6 +145,12 @@ class IngestSettings(BaseModel):
     after_run_hook: bool = True
     stale_after_runs: int = Field(3, ge=1)
     fetch_reviews: bool = True
+    admin_run_size: int = Field(
+        500,
+        ge=1,
+        description="A run over more ASINs than this, or over ASINs that are not tracked,"
+        " needs the admin role",
+    )
 
     @field_validator("daily_at")
     @classmethod
@@ -228,6 +268,26 @@ class UpSettings(BaseModel):
     demo_products: int = Field(10, ge=0, le=500)
 
 
+class PrometheusSettings(BaseModel):
+    """Prometheus multiprocess mode: every API and worker process (and each of their children)
+    writes its samples to files in one folder, and GET /v1/metrics adds them all up.
+
+    The processes that share the folder must share a PID namespace (one host or container):
+    the files are named by process id. See docs/DESIGN_DECISIONS.md, "Worker metrics".
+    """
+
+    multiprocess: bool = Field(
+        True,
+        description="Share metrics across processes; off: each process keeps its own in "
+        "memory and /v1/metrics shows only the API process that answers (no worker metrics)",
+    )
+    multiproc_dir: Path | None = Field(
+        None,
+        description="The shared folder (PROMETHEUS_MULTIPROC_DIR); unset: the "
+        "PROMETHEUS_MULTIPROC_DIR environment variable, else <data_dir>/prometheus",
+    )
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = True
@@ -263,11 +323,12 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     up: UpSettings = UpSettings()
     log: LogSettings = LogSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
 
     @field_validator("default_marketplace")
     @classmethod
     def _known_marketplace(cls, v: str) -> str:
-        from asinwatch.catalog.marketplaces import MARKETPLACES
+        from asinwatch.amazon_marketplaces import MARKETPLACES
 
         if v not in MARKETPLACES:
             raise ValueError(f"unknown marketplace {v!r}; known: {', '.join(sorted(MARKETPLACES))}")

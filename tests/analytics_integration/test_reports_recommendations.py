@@ -11,14 +11,16 @@ import redis
 import redis.asyncio as aioredis
 
 from asinwatch.jobs import service as jobs
-from asinwatch.kit.cache import Cache, recommendation_key, report_key
+from asinwatch.kit.cache import Cache
 from asinwatch.kit.db import async_session_scope, session_scope
 from asinwatch.kit.readthrough import invalidate
 from asinwatch.kit.redis_client import prefixed
 from asinwatch.recommendations import service as recs
+from asinwatch.recommendations.cache_keys import recommendation_key
 from asinwatch.recommendations.rules import RULESET_VERSION
 from asinwatch.recommendations.tasks import refresh_for_run, run_refresh_job
 from asinwatch.reports import service as reports
+from asinwatch.reports.cache_keys import report_key
 from asinwatch.reports.storage import object_store
 from asinwatch.reports.tasks import gen_competitive_report
 from tests.analytics_integration.helpers import COMP_A, COMP_B, MKT, OWN, ingest, item, seed

@@ -20,8 +20,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_server(env: dict[str, str] | None = None, timeout_s: float = 60.0) -> Iterator[str]:
-    """Start `asinwatch.app:create_app` under uvicorn; yields the base URL; stops it after."""
+def api_server(
+    env: dict[str, str] | None = None, timeout_s: float = 60.0, workers: int = 1
+) -> Iterator[str]:
+    """Start `asinwatch.app:create_app` under uvicorn (`workers` processes); yields the base
+    URL; stops it after."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -36,6 +39,8 @@ def api_server(env: dict[str, str] | None = None, timeout_s: float = 60.0) -> It
             str(port),
             "--log-level",
             "warning",
+            "--workers",
+            str(workers),
         ],
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,

@@ -10,7 +10,8 @@ import httpx
 import psycopg
 from fastapi import FastAPI
 
-from asinwatch.kit.cache import Cache, summary_key
+from asinwatch.catalog.cache_keys import summary_key
+from asinwatch.kit.cache import Cache
 from asinwatch.kit.etag import dumps, make_etag
 from tests.api.seed import COMP, MP, OWN, UNKNOWN, today
 

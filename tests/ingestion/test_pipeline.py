@@ -291,6 +291,7 @@ def test_cli_run_wait_and_runs(
 ) -> None:
     truncate(pipeline_db)
     asins = sample_asins(7, 70)
+    track(pipeline_db, MKT, asins)  # an operator may run tracked ASINs (untracked: admin)
     result = cli(
         "ingest",
         "run",

@@ -46,6 +46,7 @@ def test_sigkill_mid_run_promotes_every_asin_exactly_once(
     truncate(pipeline_db)
     sim = simulator.simulator
     sim.configure(error_rate=0.0, block_rate=0.0, run_duration_s=0.0)
+    runs_before = sim.run_count
     asins = sample_asins(9, 600)
     track(pipeline_db, MKT, asins)
     first_worker = worker_factory()
@@ -76,8 +77,11 @@ def test_sigkill_mid_run_promotes_every_asin_exactly_once(
     assert any(status == "pending" for status, _ in before.values())  # a mid-run kill
 
     sim.configure(run_duration_s=0.0)
+    sim.finish_running()  # the hanging upstream runs complete; the retries reuse them
     worker_factory()  # a new worker resumes the run (it re-sends unfinished batches on start)
     status = wait_for_run(pipeline_db, run.id)
+    # No extra billed run: one product run and one reviews run per batch, kill or not.
+    assert sim.run_count - runs_before == 2 * 12
 
     assert status[:7] == ("succeeded", 600, 600, 0, 0, 12, 12)
     after = batch_states(pipeline_db, run.id)

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
+from asinwatch.auth.guards import known_subject
 from asinwatch.config import Settings, get_settings
 from asinwatch.kit.http_middleware import install_middleware
 from asinwatch.kit.problems import ProblemError, install_problem_handlers
@@ -35,6 +36,7 @@ def build_app(
         settings or settings_with(max_body_bytes=1024),
         rate_limit=rate_limit,
         rate_limiter=limiter,
+        known_subject=known_subject,
     )
 
     @app.get("/items/{item_id}")

@@ -16,16 +16,11 @@ import redis
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
+from asinwatch.catalog.cache_keys import compare_key, metrics_daily_key, product_keys, summary_key
 from asinwatch.kit import cache as cache_mod
-from asinwatch.kit.cache import (
-    Cache,
-    compare_key,
-    metrics_daily_key,
-    product_keys,
-    recommendation_key,
-    report_key,
-    summary_key,
-)
+from asinwatch.kit.cache import Cache, key_part
+from asinwatch.recommendations.cache_keys import recommendation_key
+from asinwatch.reports.cache_keys import report_key
 
 DEAD_REDIS = "redis://127.0.0.1:6390/0"
 
@@ -59,8 +54,11 @@ async def make_cache(redis_url: str, redis_client: redis.Redis) -> AsyncIterator
     made: list[Cache] = []
 
     def factory(url: str = redis_url, name: str | None = None, **kw: Any) -> Cache:
+        # Generous timeouts: under a loaded CI machine, 50 connections opening at once can take
+        # longer than half a second, and a timeout is (rightly) read as Redis being down. The
+        # outage tests use a closed port, which refuses at once.
         client = aioredis.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5, client_name=name
+            url, socket_timeout=5.0, socket_connect_timeout=5.0, client_name=name
         )
         c = Cache(client, **kw)
         made.append(c)
@@ -303,6 +301,8 @@ def test_key_names_include_the_marketplace() -> None:
     for bad in ("", "B0:X", "B0 X"):
         with pytest.raises(ValueError):
             summary_key("amazon.com", bad)
+        with pytest.raises(ValueError, match="invalid cache key part asin="):
+            key_part(bad, "asin")
     assert cache_mod.INVALIDATION_CHANNEL == "cache:invalidate"
 
 

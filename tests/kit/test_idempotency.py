@@ -12,13 +12,9 @@ import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from asinwatch.auth.guards import idempotency, idempotency_required
 from asinwatch.auth.jwt import issue_dev_token
-from asinwatch.kit.idempotency import (
-    Idempotency,
-    idempotency,
-    idempotency_required,
-    purge_expired,
-)
+from asinwatch.kit.idempotency import Idempotency, purge_expired
 from tests.kit.conftest import build_app, client_for
 
 

@@ -11,10 +11,11 @@ import redis
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI
 
+from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.auth.jwt import issue_dev_token
 from asinwatch.auth.roles import Principal
 from asinwatch.config import reset_settings_cache
-from asinwatch.kit.ratelimit import RateLimitDecision, RateLimiter, enforce_principal_rate_limit
+from asinwatch.kit.ratelimit import RateLimitDecision, RateLimiter
 from tests.kit.conftest import Item, build_app, client_for, settings_with
 
 

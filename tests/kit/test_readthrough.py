@@ -13,8 +13,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from asinwatch.catalog.cache_keys import summary_key
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import Cache, summary_key
+from asinwatch.kit.cache import Cache
 from asinwatch.kit.readthrough import invalidate, read_through
 
 

@@ -10,8 +10,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from asinwatch.catalog.cache_keys import summary_key
 from asinwatch.jobs import service as jobs
-from asinwatch.kit.cache import Cache, summary_key
+from asinwatch.kit.cache import Cache
 from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.redis_client import prefixed
 from asinwatch.kit.unit_of_work import unit_of_work

@@ -43,12 +43,12 @@ from asinwatch.api_deps import (
     validation_problem,
     write_json,
 )
+from asinwatch.auth.guards import enforce_principal_rate_limit, idempotency
+from asinwatch.catalog.cache_keys import summary_key
 from asinwatch.catalog.marketplaces import normalise_asin
-from asinwatch.kit.cache import summary_key
-from asinwatch.kit.idempotency import Idempotency, idempotency
+from asinwatch.kit.idempotency import Idempotency
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(enforce_principal_rate_limit)])
 

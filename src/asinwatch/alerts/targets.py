@@ -25,6 +25,10 @@ from urllib.parse import urlsplit
 import apprise
 
 from asinwatch.kit import netguard
+from asinwatch.observability.logging import install_apprise_mask
+
+# Apprise names the tokens of targets it cannot parse in its log lines: mask them.
+install_apprise_mask()
 
 ChannelKind = Literal["webhook", "apprise"]
 

@@ -1,4 +1,5 @@
-"""Amazon marketplaces asinwatch knows, and ASIN validation (pure, no I/O).
+"""Marketplace look-ups over the table in `asinwatch.amazon_marketplaces` (re-exported here),
+and ASIN validation (pure, no I/O).
 
 The same ASIN is a different listing on each marketplace, so every product is keyed by
 (marketplace, ASIN). The currency of a marketplace turns Apify's price symbol into ISO 4217.
@@ -7,41 +8,19 @@ The same ASIN is a different listing on each marketplace, so every product is ke
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from asinwatch.amazon_marketplaces import MARKETPLACES, Marketplace
 
-@dataclass(frozen=True, slots=True)
-class Marketplace:
-    domain: str
-    country: str
-    currency: str
-    timezone: str
-
-
-MARKETPLACES: dict[str, Marketplace] = {
-    m.domain: m
-    for m in (
-        Marketplace("amazon.com", "US", "USD", "America/Los_Angeles"),
-        Marketplace("amazon.ca", "CA", "CAD", "America/Los_Angeles"),
-        Marketplace("amazon.com.mx", "MX", "MXN", "America/Mexico_City"),
-        Marketplace("amazon.com.br", "BR", "BRL", "America/Sao_Paulo"),
-        Marketplace("amazon.co.uk", "GB", "GBP", "Europe/London"),
-        Marketplace("amazon.de", "DE", "EUR", "Europe/Berlin"),
-        Marketplace("amazon.fr", "FR", "EUR", "Europe/Paris"),
-        Marketplace("amazon.it", "IT", "EUR", "Europe/Rome"),
-        Marketplace("amazon.es", "ES", "EUR", "Europe/Madrid"),
-        Marketplace("amazon.nl", "NL", "EUR", "Europe/Amsterdam"),
-        Marketplace("amazon.se", "SE", "SEK", "Europe/Stockholm"),
-        Marketplace("amazon.pl", "PL", "PLN", "Europe/Warsaw"),
-        Marketplace("amazon.com.tr", "TR", "TRY", "Europe/Istanbul"),
-        Marketplace("amazon.ae", "AE", "AED", "Asia/Dubai"),
-        Marketplace("amazon.sa", "SA", "SAR", "Asia/Riyadh"),
-        Marketplace("amazon.in", "IN", "INR", "Asia/Kolkata"),
-        Marketplace("amazon.co.jp", "JP", "JPY", "Asia/Tokyo"),
-        Marketplace("amazon.sg", "SG", "SGD", "Asia/Singapore"),
-        Marketplace("amazon.com.au", "AU", "AUD", "Australia/Sydney"),
-    )
-}
+__all__ = [
+    "MARKETPLACES",
+    "InvalidAsinError",
+    "Marketplace",
+    "UnknownMarketplaceError",
+    "get_marketplace",
+    "is_asin",
+    "normalise_asin",
+    "product_url",
+]
 
 # ASINs are 10 characters: "B0" + 8 alphanumerics, or an ISBN-10 for books.
 _ASIN_RE = re.compile(r"^(?:B[0-9A-Z]{9}|[0-9]{9}[0-9X])$")

@@ -34,6 +34,7 @@ from asinwatch.api_deps import (
     validation_problem,
     write_json,
 )
+from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.catalog import repository, service
 from asinwatch.catalog.api_schemas import (
     BulkTrackIn,
@@ -45,13 +46,12 @@ from asinwatch.catalog.api_schemas import (
     ProductSummaryOut,
     TrackIn,
 )
+from asinwatch.catalog.cache_keys import compare_key
 from asinwatch.catalog.marketplaces import normalise_asin
 from asinwatch.catalog.schemas import ProductOut
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import compare_key
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 
 # Tags per route: GET /products/{asin} is documented with the other product reads.
 router = APIRouter(prefix="/v1", dependencies=[Depends(enforce_principal_rate_limit)])

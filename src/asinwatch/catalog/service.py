@@ -13,11 +13,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asinwatch.catalog import repository
+from asinwatch.catalog.cache_keys import summary_key
 from asinwatch.catalog.marketplaces import get_marketplace, normalise_asin
 from asinwatch.catalog.models import CompetitorLink, Product
 from asinwatch.catalog.schemas import ProductIn
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import Cache, summary_key
+from asinwatch.kit.cache import Cache
 from asinwatch.kit.db import async_engine
 from asinwatch.kit.readthrough import Cached, read_through
 

@@ -1,6 +1,7 @@
 """`asinwatch ingest ...`: start runs (with a progress bar), list them, replay, dead letters.
 
-Every expected failure is raised as `asinwatch.cli.CliError` (one line, non-zero exit).
+Every expected failure is raised as `kit.cli_errors.CliError` (one line, non-zero exit). The
+top-level `asinwatch` command registers `ingest_app`; this module never imports it.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from asinwatch.config import get_settings
+from asinwatch.kit.cli_errors import CliError
+
+if TYPE_CHECKING:
+    from asinwatch.auth.roles import Role
 
 ingest_app = typer.Typer(help="Ingestion runs: start, watch, list, replay.", no_args_is_help=True)
 
@@ -22,8 +27,6 @@ FINAL = ("succeeded", "partial", "failed", "cancelled")
 
 
 def _cli_error(message: str, code: int = 2) -> Exception:
-    from asinwatch.cli import CliError
-
     return CliError(message, code)
 
 
@@ -41,11 +44,21 @@ def _service_errors() -> Iterator[None]:
     from redis.exceptions import RedisError
 
     from asinwatch.ingestion.service import NothingToIngestError, RunNotFoundError
+    from asinwatch.ingestion.spend import (
+        AdminRequiredError,
+        SpendCapReachedError,
+        raise_cap_alert,
+    )
 
     try:
         yield
     except (NothingToIngestError, RunNotFoundError) as exc:
         raise _cli_error(str(exc)) from None
+    except AdminRequiredError as exc:
+        raise _cli_error(f"{exc} (pass an admin --token)") from None
+    except SpendCapReachedError as exc:
+        raise_cap_alert(exc)
+        raise _cli_error(str(exc), 1) from None
     except (BrokerError, RedisError) as exc:
         raise _cli_error(f"cannot reach Redis / the broker: {exc}", 1) from None
 
@@ -75,9 +88,19 @@ def run_cmd(
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the run with a progress bar")
     ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="ASINWATCH_TOKEN",
+            help="Your access token (JWT); without one you act as an operator. Runs over"
+            " untracked ASINs or more than ingest.admin_run_size ASINs need an admin token",
+        ),
+    ] = None,
 ) -> None:
     """Start an ingestion run (product details of the given or all tracked ASINs)."""
     _require_database()
+    role = _caller_role(token)
     from asinwatch.ingestion import service
     from asinwatch.kit.db import session_scope
 
@@ -96,6 +119,7 @@ def run_cmd(
                 trigger="manual",
                 job_id=job_id,
                 kind=kind,  # type: ignore[arg-type]
+                role=role,
             )
         if created:
             service.enqueue_run_sync(run.id)
@@ -108,6 +132,22 @@ def run_cmd(
         status = follow(run.id)
         if status != "succeeded":
             raise typer.Exit(1)
+
+
+def _caller_role(token: str | None) -> Role:
+    """The role of the CLI's caller: the verified token's, or operator without a token."""
+    if not token:
+        return "operator"
+    import asyncio
+
+    from asinwatch.auth.dependencies import current_verifier
+    from asinwatch.auth.jwt import AuthenticationError, ForbiddenError
+
+    verifier = current_verifier()
+    try:
+        return verifier.principal(asyncio.run(verifier.verify(token))).role
+    except (AuthenticationError, ForbiddenError) as exc:
+        raise _cli_error(f"--token refused: {exc}") from None
 
 
 def follow(run_id: uuid.UUID, poll_s: float = 0.5) -> str:

@@ -32,7 +32,7 @@ import sqlalchemy.exc
 import structlog
 
 from asinwatch.config import Settings, get_settings
-from asinwatch.ingestion import flows, repository
+from asinwatch.ingestion import flows, repository, spend
 from asinwatch.ingestion.promotion import promote_batch
 from asinwatch.ingestion.ratelimit import AdaptiveRateLimiter, BatchSlots, LimiterConfig
 from asinwatch.ingestion.rawjson import jsonb_safe_text
@@ -56,6 +56,7 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     DisallowedHostError,
     ApifyClientError,
     ApifyBudgetExceededError,
+    spend.SpendCapReachedError,
 )
 # Deterministic failures: the same data (or code) fails the same way on every attempt.
 DATA_ERRORS: tuple[type[BaseException], ...] = (
@@ -120,6 +121,8 @@ def limiter_for(client: aioredis.Redis, s: Settings) -> AdaptiveRateLimiter:
 async def fetch_batch(claim: BatchClaim, s: Settings) -> list[StagedFetch]:
     """Call upstream for one batch under the global limits (products, then reviews)."""
     assert s.redis.url, "the global rate limiter needs Redis"
+    spend.guard_batch(claim.marketplace, claim.run_id)
+    resume = spend.resume_options(claim.run_id, claim.batch_no, claim.attempts)
     client = aioredis.Redis.from_url(s.redis.url, socket_timeout=max(s.redis.socket_timeout_s, 5))
     lease_s = s.apify.request_timeout_s + s.apify.poll_wait_s + s.apify.backoff_max_s + 10
     slots = BatchSlots(client, s.redis.key_prefix, s.ingest.max_concurrent_batches, lease_s)
@@ -128,7 +131,10 @@ async def fetch_batch(claim: BatchClaim, s: Settings) -> list[StagedFetch]:
     fetches: list[StagedFetch] = []
     try:
         async with ApifySource(
-            s.apify, before_request=hooks.before_request, on_rate_limited=hooks.on_rate_limited
+            s.apify,
+            before_request=hooks.before_request,
+            on_rate_limited=hooks.on_rate_limited,
+            **resume,
         ) as source:
             if claim.kind == "product_details":
                 result = await source.fetch_products(claim.marketplace, claim.asins)
@@ -140,6 +146,7 @@ async def fetch_batch(claim: BatchClaim, s: Settings) -> list[StagedFetch]:
     finally:
         await slots.release(token)
         await client.aclose()
+    spend.record_notes(claim.run_id, [n for f in fetches for n in f.result.upstream_notes])
     return fetches
 
 

@@ -104,3 +104,5 @@ class FetchResult:
     cost_usd: Decimal
     upstream_run_ids: list[str]
     observed_at: datetime
+    # What the spend guards did (dataset truncated, cost unknown, run reused): JSON-able dicts.
+    upstream_notes: tuple[dict[str, Any], ...] = ()

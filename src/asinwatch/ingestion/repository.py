@@ -146,6 +146,10 @@ def get_run(session: Session, run_id: uuid.UUID) -> IngestRun | None:
     return session.get(IngestRun, run_id, populate_existing=True)
 
 
+def get_run_by_job(session: Session, job_id: str) -> IngestRun | None:
+    return session.execute(select(IngestRun).where(IngestRun.job_id == job_id)).scalar_one_or_none()
+
+
 def list_runs(session: Session, limit: int, before: datetime | None = None) -> list[IngestRun]:
     q = select(IngestRun).order_by(IngestRun.created_at.desc(), IngestRun.id).limit(limit)
     if before is not None:
@@ -443,3 +447,74 @@ def reopen_dead_batch(session: Session, letter_id: int) -> DeadLetter | None:
         )
     letter.replayed_at = session.execute(text("SELECT now()")).scalar_one()
     return letter
+
+
+# ---------------------------------------------------------------- upstream spend
+
+
+def upstream_cost_since(session: Session, since: datetime) -> Decimal:
+    """Upstream cost of the runs created, finished or still open since `since`."""
+    value = session.execute(
+        text(
+            "SELECT COALESCE(sum(cost_usd), 0) FROM core.ingest_runs"
+            " WHERE created_at >= :s OR finished_at >= :s OR finished_at IS NULL"
+        ),
+        {"s": since},
+    ).scalar_one()
+    return Decimal(value)
+
+
+def batch_upstream_runs(session: Session, run_id: uuid.UUID, batch_no: int) -> list[str]:
+    """The upstream run ids a batch's attempts have started so far, oldest first."""
+    ids = session.execute(
+        text(
+            "SELECT upstream_run_ids FROM core.ingest_batches WHERE run_id = :r AND batch_no = :b"
+        ),
+        {"r": run_id, "b": batch_no},
+    ).scalar_one_or_none()
+    return list(ids or [])
+
+
+def add_batch_upstream_run(
+    session: Session, run_id: uuid.UUID, batch_no: int, upstream_run_id: str
+) -> None:
+    """Remember an upstream run as soon as it exists (once), so a retry can reuse it."""
+    session.execute(
+        text(
+            "UPDATE core.ingest_batches SET upstream_run_ids = array_append(upstream_run_ids, :u)"
+            " WHERE run_id = :r AND batch_no = :b AND NOT (:u = ANY(upstream_run_ids))"
+        ),
+        {"r": run_id, "b": batch_no, "u": upstream_run_id},
+    )
+
+
+def add_run_notes(
+    session: Session, run_id: uuid.UUID, notes: Sequence[dict[str, Any]], keep: int = 100
+) -> None:
+    """Append what the spend guards did to the run's `params.upstream_notes` (newest `keep`)."""
+    if not notes:
+        return
+    params = session.execute(
+        text("SELECT params FROM core.ingest_runs WHERE id = :r FOR UPDATE"), {"r": run_id}
+    ).scalar_one_or_none()
+    if params is None:
+        return
+    merged = [*params.get("upstream_notes", []), *notes][-keep:]
+    session.execute(
+        text("UPDATE core.ingest_runs SET params = :p WHERE id = :r"),
+        {"r": run_id, "p": Jsonb({**params, "upstream_notes": merged})},
+    )
+
+
+def untracked_asins(session: Session, marketplace: str, asins: Sequence[str]) -> list[str]:
+    """Those of `asins` that are not active tracked products of `marketplace`."""
+    tracked = set(
+        session.execute(
+            text(
+                "SELECT asin FROM core.products WHERE marketplace = :m"
+                " AND tracking_state = 'active' AND asin = ANY(:a)"
+            ),
+            {"m": marketplace, "a": list(asins)},
+        ).scalars()
+    )
+    return [a for a in asins if a not in tracked]

@@ -1,5 +1,10 @@
 """Ingest runs: list and read them (viewer), start one (operator, 202 + Location).
 
+Starting a run over untracked ASINs or more than `ingest.admin_run_size` needs admin (403
+`admin-required`). Once the day's upstream spend cap is reached a new run is refused with 429
+`upstream-spend-cap` and a Retry-After up to 00:00 UTC (429: a quota that resets, which the
+caller can wait for; 402 would claim a payment problem, 409 a conflict with the resource).
+
 A run is created and committed first, then its dispatch task is sent (ingestion.service):
 a task can never run before its rows exist. With an Idempotency-Key and no ``job_id`` in the
 body, the run's job id is derived from the caller and the key, so even a replay that misses
@@ -8,6 +13,7 @@ the idempotency store cannot start a second run.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated
 
@@ -29,13 +35,13 @@ from asinwatch.api_deps import (
     validation_problem,
     write_json,
 )
-from asinwatch.ingestion import service
+from asinwatch.auth.guards import enforce_principal_rate_limit, idempotency
+from asinwatch.ingestion import service, spend
 from asinwatch.ingestion.api_schemas import IngestRunDetail, StartRunBody
 from asinwatch.ingestion.schemas import IngestBatchOut, IngestRunOut
-from asinwatch.kit.idempotency import Idempotency, idempotency
+from asinwatch.kit.idempotency import Idempotency
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 
 router = APIRouter(
     prefix="/v1", tags=["ingestion"], dependencies=[Depends(enforce_principal_rate_limit)]
@@ -116,11 +122,23 @@ async def start_run(
                 trigger="api",
                 job_id=job_id,
                 kind=data.kind,
+                role=who.role,
             )
         except service.NothingToIngestError as exc:
             # Only all_tracked can get here (a listed run has ASINs): the marketplace's
             # current state, not the request, is what is missing.
             raise ProblemError(409, detail=str(exc), type_suffix="nothing-to-ingest") from None
+        except spend.AdminRequiredError as exc:
+            raise ProblemError(403, detail=str(exc), type_suffix="admin-required") from None
+        except spend.SpendCapReachedError as exc:
+            await asyncio.to_thread(spend.raise_cap_alert, exc)
+            raise ProblemError(
+                429,
+                detail=str(exc),
+                type_suffix="upstream-spend-cap",
+                headers={"Retry-After": str(exc.retry_after_s)},
+                extra={"spent_usd": str(exc.spent), "cap_usd": exc.cap},
+            ) from None
         out = IngestRunOut.model_validate(run)
         await session.commit()
         try:

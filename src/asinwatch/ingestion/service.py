@@ -27,9 +27,10 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from asinwatch.auth.roles import Role
 from asinwatch.catalog.marketplaces import get_marketplace, normalise_asin
 from asinwatch.config import get_settings
-from asinwatch.ingestion import flows, repository
+from asinwatch.ingestion import flows, repository, spend
 from asinwatch.ingestion.models import DeadLetter, IngestBatch, IngestRun
 from asinwatch.ingestion.promotion import BulkMode, promote_batch
 from asinwatch.kit.db import session_scope
@@ -77,8 +78,15 @@ def prepare_run(
     job_id: str | None,
     kind: RunKind = "product_details",
     sample: int | None = None,
+    role: Role | None = None,
 ) -> tuple[IngestRun, bool]:
-    """Create a run and its batches (caller commits); an existing job id returns it, False."""
+    """Create a run and its batches (caller commits); an existing job id returns it, False.
+
+    A new run is refused with `spend.SpendCapReachedError` once the day's upstream spend cap
+    is reached. With `role` (a person's: API, CLI), a run over untracked ASINs or more than
+    `ingest.admin_run_size` needs admin (`spend.AdminRequiredError`); None is the system
+    (schedule, health sample), which only runs tracked products.
+    """
     if trigger not in TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}")
     if kind not in BATCH_TASKS:
@@ -92,6 +100,10 @@ def prepare_run(
             raise NothingToIngestError(f"no active tracked product on {market}")
     else:
         wanted = resolve_asins(session, market, asins, all_tracked)
+    if repository.get_run_by_job(session, job) is None:  # an existing job id just returns
+        if role is not None:
+            spend.check_admin(session, market, wanted, role, s)
+        spend.check_cap(session, market)
     params: dict[str, Any] = {
         "batch_size": s.ingest.batch_size,
         "fetch_reviews": s.ingest.fetch_reviews,
@@ -122,6 +134,7 @@ async def start_run(
     trigger: str,
     job_id: str | None,
     kind: RunKind = "product_details",
+    role: Role | None = None,
 ) -> IngestRun:
     """Create (or find, by job id) a run. Commit, then call `enqueue_run(run.id)`."""
     run, _ = await session.run_sync(
@@ -133,6 +146,7 @@ async def start_run(
             trigger=trigger,
             job_id=job_id,
             kind=kind,
+            role=role,
         )
     )
     return run

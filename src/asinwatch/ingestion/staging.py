@@ -158,7 +158,9 @@ def stage_batch(
         text(
             "UPDATE core.ingest_batches SET status = 'fetched', fetched_at = now(), error = NULL,"
             " observed_at = :o, cost_usd = cost_usd + :c,"
-            " upstream_run_ids = upstream_run_ids || CAST(:u AS text[])"
+            # Runs are recorded when they start (pipeline): append only those not there yet.
+            " upstream_run_ids = upstream_run_ids || ARRAY(SELECT x FROM"
+            " unnest(CAST(:u AS text[])) AS x WHERE x <> ALL(upstream_run_ids))"
             " WHERE run_id = :r AND batch_no = :b"
         ),
         {"r": run_id, "b": batch_no, "o": observed, "c": cost, "u": upstream_ids},

@@ -30,7 +30,7 @@ from celery import Task
 from celery.signals import worker_process_init, worker_ready
 
 from asinwatch.config import get_settings
-from asinwatch.ingestion import pipeline, repository, service
+from asinwatch.ingestion import pipeline, repository, service, spend
 from asinwatch.kit.db import dispose_sync_engines, session_scope
 from asinwatch.worker.celery_app import celery_app
 
@@ -111,6 +111,10 @@ def _start_scheduled(trigger: str, job_prefix: str, slot: str, sample: int | Non
                     sample=sample,
                 )
         except service.NothingToIngestError:
+            continue
+        except spend.SpendCapReachedError as exc:
+            spend.raise_cap_alert(exc)
+            log.error("scheduled ingestion refused", job_id=job_id, error=str(exc))
             continue
         if created:
             service.enqueue_run_sync(run.id)

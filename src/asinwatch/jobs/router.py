@@ -16,9 +16,9 @@ from asinwatch.api_deps import (
     uncached_json,
     uuid_or_404,
 )
+from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.jobs import service as jobs
 from asinwatch.jobs.api_schemas import JobOut
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 
 router = APIRouter(
     prefix="/v1", tags=["jobs"], dependencies=[Depends(enforce_principal_rate_limit)]

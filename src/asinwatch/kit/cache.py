@@ -1,5 +1,6 @@
 """Cache-first reads from Redis with stale-while-revalidate, single-flight loads, pub/sub
-invalidation, a small in-process layer, and the cache key names of the architecture.
+invalidation and a small in-process layer. Domain-free: each domain names its own keys
+(catalog.cache_keys, reports.cache_keys, recommendations.cache_keys) with `key_part`.
 
 ``value, stale_at, outcome = await cache.get_or_load(key, loader, fresh_s, stale_s, kind)``:
 
@@ -78,44 +79,15 @@ class CacheRead(NamedTuple, Generic[T]):
     memo: dict[str, Any]
 
 
-# --- key names (architecture §2b, with the marketplace) ------------------------------------
+# --- key parts ------------------------------------------------------------------------------
 
 
-def _part(value: str, name: str) -> str:
+def key_part(value: str, name: str) -> str:
+    """`value` as one part of a ``:``-separated cache key; ValueError when it is empty or
+    would split the key (the key builders live with their domains, e.g. catalog.cache_keys)."""
     if not value or any(c in value for c in ": \t\r\n"):
         raise ValueError(f"invalid cache key part {name}={value!r}")
     return value
-
-
-def summary_key(marketplace: str, asin: str) -> str:
-    return f"product:{_part(marketplace, 'marketplace')}:{_part(asin, 'asin')}:summary"
-
-
-def metrics_daily_key(marketplace: str, asin: str, range_: str) -> str:
-    m, a, r = _part(marketplace, "marketplace"), _part(asin, "asin"), _part(range_, "range")
-    return f"product:{m}:{a}:metrics:daily:{r}"
-
-
-def compare_key(marketplace: str, asin_main: str, asin_comp: str) -> str:
-    m = _part(marketplace, "marketplace")
-    return f"compare:{m}:{_part(asin_main, 'asin_main')}:{_part(asin_comp, 'asin_comp')}"
-
-
-def recommendation_key(marketplace: str, asin: str) -> str:
-    return f"recommendation:{_part(marketplace, 'marketplace')}:{_part(asin, 'asin')}:latest"
-
-
-def report_key(marketplace: str, asin: str) -> str:
-    return f"report:{_part(marketplace, 'marketplace')}:{_part(asin, 'asin')}:latest"
-
-
-def product_keys(
-    marketplace: str, asin: str, ranges: tuple[str, ...] = ("7d", "30d", "90d")
-) -> list[str]:
-    """The summary and daily-metrics keys of one product (what a new snapshot invalidates)."""
-    return [summary_key(marketplace, asin)] + [
-        metrics_daily_key(marketplace, asin, r) for r in ranges
-    ]
 
 
 # --- the cache ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from asinwatch.kit.problems import (
 from asinwatch.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 if TYPE_CHECKING:
-    from asinwatch.kit.ratelimit import RateLimiter
+    from asinwatch.kit.ratelimit import RateLimiter, SubjectLookup
 
 log = structlog.get_logger(__name__)
 
@@ -337,12 +337,14 @@ def install_middleware(
     *,
     rate_limit: bool = True,
     rate_limiter: RateLimiter | None = None,
+    known_subject: SubjectLookup | None = None,
 ) -> None:
     """Stack the API middlewares on `app` in the order given in the module docstring.
 
     Call it once, before the app starts; pair it with `install_problem_handlers(app)`.
     With `rate_limit`, `rate_limiter` (default: a new `RateLimiter` on the settings' Redis) is
-    kept as ``app.state.rate_limiter``; the per-principal dependency uses the same one.
+    kept as ``app.state.rate_limiter``; the per-principal dependency uses the same one, and
+    `known_subject` (auth.guards.known_subject) lets both limits take one Redis call.
     """
     from asinwatch.kit.ratelimit import IpRateLimitMiddleware, RateLimiter
 
@@ -354,7 +356,10 @@ def install_middleware(
         limiter = rate_limiter or RateLimiter()
         app.state.rate_limiter = limiter
         app.add_middleware(
-            IpRateLimitMiddleware, limiter=limiter, limit=s.api.rate_limit_per_ip_per_minute
+            IpRateLimitMiddleware,
+            limiter=limiter,
+            limit=s.api.rate_limit_per_ip_per_minute,
+            known_subject=known_subject,
         )
     if s.api.cors_origins:
         app.add_middleware(

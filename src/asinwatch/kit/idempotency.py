@@ -9,8 +9,9 @@ core.idempotency_keys and scoped to the caller (principal ``sub``).
   `in_flight_timeout_s` (a crashed process) is taken over;
 - a handler that raises or answers 5xx stores nothing, so the client may retry.
 
-Endpoint use: take the `Idempotency` dependency and run the work through it; the handler
-returns a complete `Response` (a replay must be byte-identical)::
+Endpoint use: take the `Idempotency` dependency (`auth.guards.idempotency`, which binds
+`idempotency_for` to the authenticated caller: kit imports no auth) and run the work through
+it; the handler returns a complete `Response` (a replay must be byte-identical)::
 
     @router.post("/v1/recommendations/{asin}/refresh", status_code=202)
     async def refresh(
@@ -23,7 +24,7 @@ returns a complete `Response` (a replay must be byte-identical)::
             return JSONResponse({"job_id": str(job.id)}, status_code=202)
         return await idem.run(work)
 
-Use `idempotency_required` instead to refuse a POST without the header (400 problem).
+Use `auth.guards.idempotency_required` instead to refuse a POST without the header (400).
 Without a header, `idempotency` just runs the handler. Run `purge_expired()` periodically.
 """
 
@@ -34,20 +35,17 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
 
 import structlog
-from fastapi import Depends, Request
+from fastapi import Request
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.responses import Response
 
-from asinwatch.auth.dependencies import authenticate
-from asinwatch.auth.roles import Principal
 from asinwatch.config import get_settings
-from asinwatch.jobs.models import IdempotencyKey
 from asinwatch.kit.db import async_engine
+from asinwatch.kit.idempotency_model import IdempotencyKey
 from asinwatch.kit.problems import ProblemError
 
 log = structlog.get_logger(__name__)
@@ -205,10 +203,10 @@ class Idempotency:
             log.warning("idempotency_release_failed", key=self.key, error=str(exc))
 
 
-async def idempotency(
-    request: Request, principal: Annotated[Principal, Depends(authenticate)]
-) -> Idempotency:
-    """Dependency: the request's `Idempotency` (a no-op wrapper when there is no header)."""
+async def idempotency_for(request: Request, principal: str) -> Idempotency:
+    """The request's `Idempotency` for the caller `principal` (a no-op wrapper when there is no
+    header). Kit knows no authentication: a dependency binds it to the caller
+    (`auth.guards.idempotency`)."""
     key = request.headers.get(HEADER)
     if key is not None and not _VALID_KEY.fullmatch(key):
         raise ProblemError(
@@ -219,7 +217,7 @@ async def idempotency(
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     body = await request.body() if key is not None else b""
     return Idempotency(
-        principal=principal.sub,
+        principal=principal,
         key=key,
         method=request.method,
         path=path,
@@ -228,10 +226,8 @@ async def idempotency(
     )
 
 
-async def idempotency_required(
-    idem: Annotated[Idempotency, Depends(idempotency)],
-) -> Idempotency:
-    """Like `idempotency`, but a POST without the header is a 400 problem."""
+def require_key(idem: Idempotency) -> Idempotency:
+    """`idem`, or a 400 problem when the POST has no Idempotency-Key header."""
     if idem.key is None:
         raise ProblemError(
             400,

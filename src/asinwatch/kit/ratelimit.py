@@ -16,14 +16,16 @@ Headers (draft-ietf-httpapi-ratelimit-headers): every limited response carries
 ``RateLimit: "<most constrained policy>";r=<remaining>;t=<seconds to reset>``; a 429 adds
 ``Retry-After``.
 
-Per-principal use (a router-level dependency; `authenticate` is resolved once per request)::
+Per-principal use (a router-level dependency; `authenticate` is resolved once per request;
+`auth.guards.enforce_principal_rate_limit` authenticates, then calls `charge_principal` here,
+since kit imports no auth)::
 
     router = APIRouter(prefix="/v1", dependencies=[Depends(enforce_principal_rate_limit)])
 
 One round trip when both limits apply: the IP middleware also charges the principal bucket in
 the same Lua call when (a) the bearer token verified recently (the verifier's claims cache: a
 dictionary look-up, no verification) and (b) earlier requests showed that this method and
-path reach the `enforce_principal_rate_limit` dependency. The script checks the IP bucket
+path reach the per-principal dependency. The script checks the IP bucket
 first and stops at the first refusal, exactly like the two separate calls. The dependency still
 authenticates the token in full and then uses that decision (same limiter, limit and subject)
 instead of calling Redis again, so a principal refusal is the same 429 from the same place.
@@ -36,22 +38,18 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
-from fastapi import Depends, Request
-from fastapi.security.utils import get_authorization_scheme_param
+from fastapi import Request
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asinwatch.auth.dependencies import authenticate, current_verifier, get_verifier
-from asinwatch.auth.jwt import AuthError
-from asinwatch.auth.roles import Principal
 from asinwatch.config import get_settings
 from asinwatch.kit.problems import ProblemError, problem_response, request_id_of
 from asinwatch.kit.redis_client import async_redis
@@ -227,19 +225,9 @@ _APPLIED_STATE = "principal_rate_limit_applied"
 _GUARDED_PATHS_MAX = 8192
 
 
-def _known_subject(scope: Scope) -> str | None:
-    """The subject of the request's bearer token if it verified recently, else None."""
-    scheme, token = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
-    if not token or scheme.lower() != "bearer":
-        return None
-    verifier = current_verifier()
-    claims = verifier.cached_claims(token)
-    if claims is None:
-        return None
-    try:
-        return verifier.principal(claims).sub
-    except AuthError:
-        return None  # authenticate refuses it (403) before the principal limit is charged
+# The subject of the request's bearer token when it is known without verifying it (a recent
+# verification), else None: what lets the IP middleware charge the principal bucket too.
+SubjectLookup = Callable[[Scope], str | None]
 
 
 class IpRateLimitMiddleware:
@@ -250,10 +238,12 @@ class IpRateLimitMiddleware:
     header an attacker can set.
 
     One Redis call for both limits (see the module docstring): the middleware learns which
-    (method, path) pairs reach `enforce_principal_rate_limit` from the dependency itself (it
-    marks the request), keeps them in a bounded LRU, and forgets a pair as soon as a request
-    it charged in advance does not reach the dependency. Learning from what actually ran
-    keeps this independent of how the framework routes.
+    (method, path) pairs reach the per-principal dependency (`charge_principal`) from the
+    dependency itself (it marks the request), keeps them in a bounded LRU, and forgets a pair
+    as soon as a request it charged in advance does not reach the dependency. Learning from
+    what actually ran keeps this independent of how the framework routes. Without
+    `known_subject` (kit knows no tokens: auth.guards.known_subject) every request takes the
+    two-call path.
     """
 
     def __init__(
@@ -262,24 +252,23 @@ class IpRateLimitMiddleware:
         limiter: RateLimiter,
         limit: int,
         exempt_paths: tuple[str, ...] = DEFAULT_EXEMPT_PATHS,
+        known_subject: SubjectLookup | None = None,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.limit = limit
         self.exempt_paths = exempt_paths
+        self.known_subject = known_subject
         self._guarded: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     def _principal_bucket(self, scope: Scope, key: tuple[str, str]) -> tuple[str, int] | None:
         """(subject, limit) when the principal limit will apply and the token is known."""
-        if key not in self._guarded:
+        if self.known_subject is None or key not in self._guarded:
             return None
         app = scope.get("app")
         if getattr(getattr(app, "state", None), "rate_limiter", None) is not self.limiter:
             return None  # the dependency would use another limiter
-        overrides = getattr(app, "dependency_overrides", None)
-        if overrides and (get_verifier in overrides or enforce_principal_rate_limit in overrides):
-            return None
-        sub = _known_subject(scope)
+        sub = self.known_subject(scope)  # None too when a test overrides the auth dependencies
         if sub is None:
             return None
         self._guarded.move_to_end(key)
@@ -354,10 +343,10 @@ async def get_rate_limiter(request: Request) -> RateLimiter:
     return app_rate_limiter(request)
 
 
-async def enforce_principal_rate_limit(
-    request: Request, principal: Annotated[Principal, Depends(authenticate)]
-) -> Principal:
-    """Dependency: settings.api.rate_limit_per_minute per token subject, else 429 problem."""
+async def charge_principal(request: Request, sub: str) -> None:
+    """settings.api.rate_limit_per_minute per token subject `sub`, else 429 problem: the body of
+    the per-principal dependency, which authenticates first (auth.guards, since kit imports no
+    auth)."""
     # The limiter is looked up here, not as a sub-dependency: each dependency FastAPI
     # resolves costs several microseconds, and this one runs on every /v1 request.
     limiter = app_rate_limiter(request)
@@ -368,15 +357,14 @@ async def enforce_principal_rate_limit(
     if (
         isinstance(pre, _PrincipalPrecharge)
         and pre.limiter is limiter
-        and pre.sub == principal.sub
+        and pre.sub == sub
         and pre.limit == limit
     ):
         decision: RateLimitDecision | None = pre.decision  # charged with the IP, one call
     else:
-        decision = await limiter.hit(f"sub:{principal.sub}", limit, "principal")
+        decision = await limiter.hit(f"sub:{sub}", limit, "principal")
     if decision is not None:
         decisions = _decisions(request.scope)
         decisions.append(decision)
         if not decision.allowed:
             raise too_many_requests(decisions)
-    return principal

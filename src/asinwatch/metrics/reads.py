@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from asinwatch.catalog.cache_keys import compare_key, metrics_daily_key
 from asinwatch.catalog.service import ALL_COMPETITORS
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import Cache, compare_key, metrics_daily_key
+from asinwatch.kit.cache import Cache
 from asinwatch.kit.db import async_engine
 from asinwatch.kit.readthrough import Cached, read_through
 from asinwatch.metrics import queries

@@ -29,9 +29,9 @@ from asinwatch.api_deps import (
     errors,
     optional_cache,
 )
+from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.catalog.marketplaces import get_marketplace
 from asinwatch.config import get_settings
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 from asinwatch.metrics import reads
 from asinwatch.metrics.api_schemas import (
     RANGE_DAYS,

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from asinwatch.kit.db import database_url
-from asinwatch.kit.models import Base
+from asinwatch.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,12 +1,20 @@
 """Every Prometheus metric asinwatch exports, in one place (names `asinwatch_*`).
 
-The API exposes them at /v1/metrics; Celery workers push theirs through the multiprocess
-directory when PROMETHEUS_MULTIPROC_DIR is set, otherwise they are per process.
+Every process (API, Celery worker and its prefork children, CLI) writes its samples to the
+shared multiprocess folder (observability.multiproc, setting `prometheus.multiproc_dir`), and
+GET /v1/metrics sums them all, so ingest, upstream, dead-letter, delivery and LLM counters
+incremented in a worker show up in the API's scrape. With `prometheus.multiprocess` off they
+stay per process.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from asinwatch.observability.multiproc import activate
+
+# Before the first metric: picks prometheus_client's file-backed values for this process.
+activate()
 
 # --- API
 HTTP_REQUESTS = Counter(
@@ -21,7 +29,13 @@ HTTP_LATENCY = Histogram(
 CACHE_EVENTS = Counter(
     "asinwatch_cache_events_total", "Cache lookups by outcome", ["kind", "outcome"]
 )
-DEPENDENCY_UP = Gauge("asinwatch_dependency_up", "1 when a dependency is ready", ["dependency"])
+# Each API process checks on its own; the scrape shows the latest check of any live process.
+DEPENDENCY_UP = Gauge(
+    "asinwatch_dependency_up",
+    "1 when a dependency is ready",
+    ["dependency"],
+    multiprocess_mode="livemostrecent",
+)
 
 # --- ingestion
 INGEST_ASINS = Counter(
@@ -47,6 +61,11 @@ RATE_LIMIT_WAIT = Histogram(
     "asinwatch_rate_limit_wait_seconds", "Time spent waiting for the global upstream rate limit"
 )
 DEAD_LETTERS = Counter("asinwatch_dead_letters_total", "Tasks parked as dead letters", ["task"])
+UPSTREAM_GUARDS = Counter(
+    "asinwatch_upstream_guards_total",
+    "Upstream spend guards that acted (run reused/adopted, dataset truncated, cost unknown, cap)",
+    ["guard"],
+)
 
 # --- analytics
 ALERTS_RAISED = Counter(

@@ -1,12 +1,17 @@
-"""GET /v1/health and GET /v1/metrics (Prometheus text format); neither needs a token."""
+"""GET /v1/health and GET /v1/metrics (Prometheus text format); neither needs a token.
+
+/v1/metrics serves the samples of every process sharing the multiprocess folder (this API's
+processes and the Celery workers), not only the process that answers."""
 
 from __future__ import annotations
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from asinwatch.kit.cache import Cache
+from asinwatch.observability import multiproc
 from asinwatch.ops.health import health_report
 
 router = APIRouter(prefix="/v1", tags=["ops"])
@@ -39,8 +44,11 @@ async def health(request: Request) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics() -> Response:
+    # Every API and worker process's samples, summed; it reads one file per process, so it
+    # runs off the event loop.
+    body = await run_in_threadpool(lambda: generate_latest(multiproc.registry()))
     return Response(
-        generate_latest(REGISTRY),
+        body,
         media_type=CONTENT_TYPE_LATEST,
         headers={"Cache-Control": "no-store"},
     )

@@ -26,12 +26,12 @@ from asinwatch.api_deps import (
     require_product,
     write_json,
 )
+from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.config import get_settings
 from asinwatch.jobs import service as jobs
 from asinwatch.jobs.api_schemas import JobOut
 from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.problems import ProblemError
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 from asinwatch.recommendations import service
 from asinwatch.recommendations.api_schemas import RecommendationSetOut, RefreshAccepted
 

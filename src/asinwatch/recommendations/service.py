@@ -20,13 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from asinwatch.config import get_settings
-from asinwatch.kit.cache import Cache, recommendation_key
+from asinwatch.kit.cache import Cache
 from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.readthrough import Cached, read_through
 from asinwatch.metrics import repository as metric_repo
 from asinwatch.metrics.service import kpis_of, load_product_history
 from asinwatch.recommendations import repository as repo
 from asinwatch.recommendations.api_schemas import RecommendationSetOut
+from asinwatch.recommendations.cache_keys import recommendation_key
 from asinwatch.recommendations.models import RecommendationSet
 from asinwatch.recommendations.rules import (
     RULESET_VERSION,

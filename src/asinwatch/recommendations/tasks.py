@@ -14,8 +14,8 @@ import uuid
 import structlog
 
 from asinwatch.jobs import service as jobs
-from asinwatch.kit.cache import recommendation_key
 from asinwatch.kit.db import session_scope
+from asinwatch.recommendations.cache_keys import recommendation_key
 from asinwatch.recommendations.service import (
     RecommendationTargetError,
     RefreshOutcome,

@@ -27,9 +27,9 @@ from asinwatch.api_deps import (
     uncached_json,
     validation_problem,
 )
+from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.config import get_settings
 from asinwatch.kit.pagination import Page, paginate
-from asinwatch.kit.ratelimit import enforce_principal_rate_limit
 from asinwatch.reports import service
 from asinwatch.reports.api_schemas import ReportOut, ReportVersionOut
 

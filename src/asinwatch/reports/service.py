@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from asinwatch.config import Settings, get_settings
-from asinwatch.kit.cache import INVALIDATION_CHANNEL, Cache, report_key
+from asinwatch.kit.cache import INVALIDATION_CHANNEL, Cache
 from asinwatch.kit.cache_invalidation import encode_message
 from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.readthrough import Cached, read_through
@@ -36,9 +36,11 @@ from asinwatch.metrics import repository as metric_repo
 from asinwatch.metrics.service import kpis_of, load_product_history
 from asinwatch.reports import repository as repo
 from asinwatch.reports.api_schemas import ReportOut, ReportVersionOut
+from asinwatch.reports.cache_keys import report_key
 from asinwatch.reports.competitive import (
     ProductSnapshot,
     build_competitive_report,
+    render_narrative,
     snapshot_from_kpis,
 )
 from asinwatch.reports.models import Report
@@ -154,7 +156,7 @@ def generate_competitive_report(
         text, cost, reason = narrative.text, narrative.cost_usd, narrative.reason
     markdown = report.markdown
     if text:
-        markdown += f"\n## Narrative\n\n{text.strip()}\n"
+        markdown += f"\n## Narrative\n\n{render_narrative(text)}\n"
     target = store or object_store(s)
     md_uri = target.put(
         object_key(marketplace, asin, version, "md"),

@@ -28,7 +28,7 @@ from asinwatch.simulator.randomness import unit
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_WAIT_FOR_FINISH_S = 60
 SYNC_RUN_LIMIT_S = 300
-_CONFIG_KEYS = {
+_CONFIG_KEYS: dict[str, Callable[[Any], Any]] = {
     "latency_ms": int,
     "error_rate": float,
     "block_rate": float,
@@ -39,6 +39,13 @@ _CONFIG_KEYS = {
     "price_per_product_usd": float,
     "price_per_review_usd": float,
     "start_cost_usd": float,
+    "start_fault_after_create": int,
+    "poll_not_found": int,
+    "endless_dataset": bool,
+    "pad_items_to": int,
+    "cost_override_usd": lambda v: v,
+    "fail_next_runs": int,
+    "fail_runs_of": str,
     "hostile": dict,  # {asin: kind}, kinds in hostile.HOSTILE_KINDS
 }
 
@@ -88,11 +95,17 @@ def _csv(params: dict[str, str], name: str) -> list[str]:
 
 
 def items_response(
-    items: list[dict[str, Any]], params: dict[str, str], status: int = 200, *, lax: bool = False
+    items: list[dict[str, Any]],
+    params: dict[str, str],
+    status: int = 200,
+    *,
+    lax: bool = False,
+    endless: bool = False,
 ) -> Response:
     """A page of items with Apify's pagination headers (limit applies before skipping empties).
 
     `lax` (hostile items configured) writes the page with `hostile.dump_json`.
+    `endless` (a fault mode): the dataset never ends and its Total header claims 10**9 items.
     """
     fmt = params.get("format", "json")
     if fmt != "json":
@@ -106,6 +119,8 @@ def items_response(
     fields, omit = _csv(params, "fields"), set(_csv(params, "omit"))
     ordered = list(reversed(items)) if desc else items
     window = ordered[offset : offset + limit if limit is not None else None]
+    if endless and ordered:
+        window = [ordered[(offset + i) % len(ordered)] for i in range(limit or 1000)]
     page: list[dict[str, Any]] = []
     for item in window:
         out = dict(item)
@@ -122,7 +137,7 @@ def items_response(
         "X-Apify-Pagination-Offset": str(offset),
         "X-Apify-Pagination-Limit": str(limit if limit is not None else max(len(items), 1)),
         "X-Apify-Pagination-Count": str(len(page)),
-        "X-Apify-Pagination-Total": str(len(items)),
+        "X-Apify-Pagination-Total": str(10**9 if endless else len(items)),
         "X-Apify-Pagination-Desc": "true" if desc else "false",
     }
     if lax:
@@ -219,6 +234,9 @@ def create_app(sim: Simulator) -> Starlette:
             return apify_error(404, "actor-not-found", "Actor was not found")
         params = dict(request.query_params)
         run = sim.create_run(actor, await read_json(request), params)
+        if sim.consume("start_fault_after_create"):
+            # The run exists and is billed, but the answer is lost: the client cannot tell.
+            return apify_error(500, "internal-server-error", "Simulated error after the start")
         wait = wait_param(params)
         status: str | None = "READY"
         if wait:
@@ -243,7 +261,45 @@ def create_app(sim: Simulator) -> Starlette:
             return apify_error(400, "run-failed", f"Actor run {run.id} finished with {status}")
         return items_response(sim.items(run), params, status=201, lax=bool(sim.config.hostile))
 
+    async def list_runs(request: Request) -> Response:
+        actor = sim.find_actor(request.path_params["actor"])
+        if actor is None:
+            return apify_error(404, "actor-not-found", "Actor was not found")
+        params = dict(request.query_params)
+        offset = _int_query(params, "offset") or 0
+        limit = min(_int_query(params, "limit") or 1000, 1000)
+        desc = _bool_param(params, "desc")
+        wanted = set(_csv(params, "status"))
+        runs = [(r, sim.run_json(r)) for r in sim.list_runs(actor)]
+        rows = [j for _, j in runs if not wanted or j["status"] in wanted]
+        rows = list(reversed(rows)) if desc else rows
+        keys = (
+            "id", "actId", "actorTaskId", "status", "startedAt", "finishedAt", "buildId",
+            "buildNumber", "meta", "usageTotalUsd", "defaultKeyValueStoreId",
+            "defaultDatasetId", "defaultRequestQueueId",
+        )  # fmt: skip
+        page = [{k: j[k] for k in keys} for j in rows[offset : offset + limit]]
+        data = {
+            "total": len(rows),
+            "offset": offset,
+            "limit": limit,
+            "desc": desc,
+            "count": len(page),
+            "items": page,
+        }
+        return JSONResponse({"data": data})
+
+    async def kv_record(request: Request) -> Response:
+        run = sim.run_for_store(request.path_params["store_id"])
+        if run is None:
+            return apify_error(404, "record-not-found", "Key-value store was not found")
+        if request.path_params["key"] != "INPUT" or run.input is None:
+            return apify_error(404, "record-not-found", "Record was not found")
+        return JSONResponse(run.input)
+
     async def get_run(request: Request) -> Response:
+        if sim.consume("poll_not_found"):
+            raise _NotFoundError("record-not-found", "Actor run was not found")
         run = run_or_404(request.path_params["run_id"])
         wait = wait_param(dict(request.query_params))
         if wait:
@@ -260,7 +316,10 @@ def create_app(sim: Simulator) -> Starlette:
         if run is None:
             return apify_error(404, "record-not-found", "Dataset was not found")
         return items_response(
-            sim.items(run), dict(request.query_params), lax=bool(sim.config.hostile)
+            sim.items(run),
+            dict(request.query_params),
+            lax=bool(sim.config.hostile),
+            endless=sim.config.endless_dataset,
         )
 
     async def run_dataset_items(request: Request) -> Response:
@@ -358,6 +417,7 @@ def create_app(sim: Simulator) -> Starlette:
         routes += [
             Route(prefix + "/{actor}", v2(get_actor), methods=["GET"]),
             Route(prefix + "/{actor}/runs", v2(start_run), methods=["POST"]),
+            Route(prefix + "/{actor}/runs", v2(list_runs), methods=["GET"]),
             Route(prefix + "/{actor}/run-sync-get-dataset-items", v2(run_sync), methods=["POST"]),
         ]
     routes += [
@@ -366,6 +426,7 @@ def create_app(sim: Simulator) -> Starlette:
         Route("/v2/actor-runs/{run_id}/dataset/items", v2(run_dataset_items), methods=["GET"]),
         Route("/v2/datasets/{dataset_id}", v2(get_dataset), methods=["GET"]),
         Route("/v2/datasets/{dataset_id}/items", v2(dataset_items), methods=["GET"]),
+        Route("/v2/key-value-stores/{store_id}/records/{key}", v2(kv_record), methods=["GET"]),
         Route("/sim/clock", control(sim_clock), methods=["GET", "POST"]),
         Route("/sim/events", control(sim_events), methods=["GET"]),
         Route("/sim/config", control(sim_config), methods=["GET", "POST"]),

@@ -97,6 +97,14 @@ class SimConfig:
     max_runs: int = 2000  # runs kept in memory (oldest forgotten first)
     timeline_cache: int = 6000  # listings whose history stays computed (~6 KB per 100 days)
     max_block_events: int = 200_000
+    # Upstream misbehaviour for the spend and reliability tests (all off by default):
+    start_fault_after_create: int = 0  # the next N run starts create the run, then answer 500
+    poll_not_found: int = 0  # the next N GET /actor-runs/{id} answer 404 (the run lives on)
+    endless_dataset: bool = False  # pages never end and the Total header claims 10**9 items
+    pad_items_to: int = 0  # every dataset holds at least N items, whatever maxItems says
+    cost_override_usd: Any = None  # usageTotalUsd reported as this value (e.g. 1e308, -1)
+    fail_next_runs: int = 0  # the next N runs (of `fail_runs_of`: products|reviews|"") FAIL
+    fail_runs_of: str = ""
     # ASIN -> one of hostile.HOSTILE_KINDS: that listing's item carries one odd value.
     hostile: dict[str, str] = field(default_factory=dict)
 
@@ -137,6 +145,7 @@ class Run:
     fails: bool = False
     aborted_after_s: float | None = None
     block_indexes: dict[int, str] = field(default_factory=dict)
+    input: Any = None  # the run's INPUT record, as the default key-value store keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +214,24 @@ class Simulator:
             self.requests.append((method, path))
             return n
 
+    def consume(self, counter: str) -> bool:
+        """Use up one of a countdown fault (`start_fault_after_create`, `poll_not_found`)."""
+        with self._lock:
+            left = getattr(self.config, counter)
+            if left <= 0:
+                return False
+            self.config = replace(self.config, **{counter: left - 1})
+            return True
+
+    def list_runs(self, actor: ActorSpec) -> list[Run]:
+        """The actor's retained runs in start order (oldest first)."""
+        with self._lock:
+            return [r for r in self._runs.values() if r.actor.id == actor.id]
+
+    def run_for_store(self, store_id: str) -> Run | None:
+        with self._lock:
+            return next((r for r in self._runs.values() if r.kv_store_id == store_id), None)
+
     def injected_fault(self, n: int) -> tuple[int, str] | None:
         """The fault request n gets, if any: deterministic from (seed, n)."""
         if unit(self.config.seed, "fault", n) >= self.config.error_rate:
@@ -272,7 +299,9 @@ class Simulator:
                     if actor.kind == "products"
                     else cfg.price_per_review_usd
                 ),
-                fails=unit(cfg.seed, "run-fails", seq) < cfg.run_fail_rate,
+                fails=unit(cfg.seed, "run-fails", seq) < cfg.run_fail_rate
+                or (cfg.fail_runs_of in ("", actor.kind) and self.consume("fail_next_runs")),
+                input=run_input,
             )
             for i in range(len(targets)):
                 if unit(cfg.seed, "block", seq, i) < cfg.block_rate:
@@ -287,6 +316,11 @@ class Simulator:
                 total = min(total, max_items)
             if cfg.honour_max_charge and max_charge is not None and run.unit_price_usd > 0:
                 total = min(total, int(max_charge / run.unit_price_usd + 1e-9))
+            if cfg.pad_items_to > total and items:
+                # A misbehaving actor: maxItems and the charge cap ignored, copies padded in.
+                items = [items[i % len(items)] for i in range(cfg.pad_items_to)]
+                self._cache_items(run.id, items)
+                total = len(items)
             run.total_items = total
             run.duration_s = cfg.run_duration_s + cfg.run_seconds_per_item * total
             self._runs[run.id] = run
@@ -322,6 +356,19 @@ class Simulator:
             run.aborted_after_s = snap.elapsed_s
             return True
 
+    def finish_running(self) -> int:
+        """Let every run still in progress succeed now (with all its items); how many."""
+        now = time.monotonic()
+        with self._lock:
+            live = [
+                r
+                for r in self._runs.values()
+                if self.snapshot(r, now).status not in TERMINAL_STATUSES
+            ]
+            for run in live:
+                run.duration_s = min(run.duration_s, now - run.created_mono)
+            return len(live)
+
     def snapshot(self, run: Run, now_mono: float | None = None) -> RunSnapshot:
         now = time.monotonic() if now_mono is None else now_mono
         elapsed = now - run.created_mono
@@ -350,6 +397,9 @@ class Simulator:
             cached = self._items_cache.get(run.id)
             if cached is None:
                 cached = self._materialise(run)
+                if self.config.pad_items_to > len(cached) and cached:
+                    n = self.config.pad_items_to
+                    cached = [cached[i % len(cached)] for i in range(n)]
             self._cache_items(run.id, cached)
             return cached[:done]
 
@@ -460,7 +510,11 @@ class Simulator:
                 "DATASET_WRITES": 0,
                 "RESULTS": round(items_usd, 6),
             },
-            "usageTotalUsd": total_usd,
+            "usageTotalUsd": (
+                total_usd
+                if self.config.cost_override_usd is None
+                else self.config.cost_override_usd
+            ),
             "pricingInfo": {
                 "pricingModel": "PRICE_PER_DATASET_ITEM",
                 "pricePerUnitUsd": run.unit_price_usd,

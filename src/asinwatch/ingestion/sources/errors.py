@@ -74,7 +74,35 @@ class ApifyServerError(ApifyRetryableError):
 
 
 class ApifyTransportError(ApifyRetryableError):
-    """Connection refused, reset, timed out ..."""
+    """Connection refused, reset, timed out ...
+
+    `maybe_sent` is False only when the connection was never made (the request cannot have
+    reached upstream); a run-starting POST is then retried without reconciliation.
+    """
+
+    def __init__(self, message: str, *, maybe_sent: bool = True, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.maybe_sent = maybe_sent
+
+
+class ApifyStartUnknownError(ApifyError):
+    """A run start got an ambiguous answer (5xx, timeout, dropped connection) and checking the
+    actor's recent runs for our marker failed too: whether a billed run exists is unknown.
+
+    Never retried inside the adapter; the batch's next attempt reconciles before starting.
+    """
+
+
+class ApifyRunUnreachableError(ApifyError):
+    """Polling an in-flight run kept failing (404, 5xx, connection) for `poll_outage_s`.
+
+    Not permanent: the batch's next attempt finds the run again (or, if it is really gone,
+    starts a new one).
+    """
+
+    def __init__(self, message: str, *, run_id: str, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.run_id = run_id
 
 
 class ApifyRunFailedError(ApifyError):
