@@ -1,7 +1,8 @@
 """The request's unit of work through the API: the refresh job is sent only after its row is
 committed; with the task queue down (a real Celery client against a refused port) the job is
-marked failed, the answer is a 503 problem and no Idempotency-Key response is stored; a
-request that fails (unknown product) leaves no job behind."""
+marked failed, the answer is a 503 problem and no Idempotency-Key response is stored (an
+ingest run likewise stays committed and queued); a request that fails (unknown product)
+leaves no job behind."""
 
 from __future__ import annotations
 
@@ -68,3 +69,15 @@ async def test_a_failed_request_leaves_no_job(
     assert jobs_of(seeded) == []
     ok = await client.post(f"/v1/recommendations/{OWN}/refresh", headers=auth("operator"))
     assert ok.status_code == 202 and jobs_of(seeded) == [("queued", None)]
+
+
+async def test_queue_down_keeps_the_committed_run_and_answers_503(
+    client: httpx.AsyncClient, auth: Auth, seeded: str, queue_down: None
+) -> None:
+    resp = await client.post("/v1/ingest/runs", json={"asins": [OWN]}, headers=auth("operator"))
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["type"].endswith("/queue-unavailable")
+    with psycopg.connect(seeded) as conn:
+        runs = conn.execute("SELECT id, status FROM core.ingest_runs").fetchall()
+    assert len(runs) == 1  # committed before the send was tried
+    assert str(runs[0][0]) in resp.json()["detail"]
