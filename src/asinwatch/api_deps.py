@@ -1,15 +1,15 @@
 """What every /v1 router shares: the DB session, the `marketplace` and ASIN parameters, the
 role dependencies, the documented error responses, and cache-first JSON reads.
 
-Routers stay thin: validate input here (422 problem, never 500), call a service or a query,
-answer with `cached_read` (SWR + ETag + Cache-Control) or `json_response`.
+Routers stay thin: validate input here (422 problem, never 500), call a service, answer with
+`cached_json` (a service's read through the cache: ETag + Cache-Control) or `uncached_json`.
 
-Cache-first reads (`cached_read`): the value is looked up under the architecture's key
-(cache_keys); a stale hit answers at once with ``stale_at`` in the body while one background
-task reloads it; Redis down answers from the database (``X-Cache: bypass``). The ETag is weak
-and computed from the cached value only, so the same data revalidates to 304 whether it is
-served fresh or stale. The ETag and the fresh body are derived once per cached value (kept in
-the entry's memo, `Cache.read`), not per request. ``Cache-Control: private, max-age=<fresh>``
+Cache-first reads: the service reads through the cache (`kit.readthrough`: SWR, single
+flight; a stale hit carries its ``stale_at``; Redis down is ``X-Cache: bypass``) and
+`cached_json` turns the read into the response. The ETag is weak and computed from the cached
+value only, so the same data revalidates to 304 whether it is served fresh or stale. The ETag
+and the fresh body are derived once per cached value (kept in the entry's memo), not per
+request. ``Cache-Control: private, max-age=<fresh>``
 and ``Vary: Authorization``: the data is per-user-authorised, so no shared cache (edge) may
 keep it.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
@@ -27,23 +27,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from asinwatch.auth.dependencies import require_role
+from asinwatch.auth.guards import idempotency
 from asinwatch.auth.roles import Principal
 from asinwatch.catalog.cache_keys import compare_key, product_keys
 from asinwatch.catalog.marketplaces import MARKETPLACES, normalise_asin
 from asinwatch.catalog.models import Product
 from asinwatch.catalog.repository import get_product
+from asinwatch.catalog.service import ALL_COMPETITORS
 from asinwatch.config import get_settings
+from asinwatch.kit import readthrough
 from asinwatch.kit.cache import Cache
-from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.etag import dumps, json_bytes_response, json_response, make_etag
+from asinwatch.kit.idempotency import Idempotency
 from asinwatch.kit.pagination import MAX_CURSOR_CHARS, PageParams
 from asinwatch.kit.problems import PROBLEM_MEDIA_TYPE, ProblemError
+from asinwatch.kit.readthrough import Cached
 from asinwatch.kit.unavailable import retry_db
+from asinwatch.kit.unit_of_work import UnitOfWork, unit_of_work
 
 CACHE_HEADER = "X-Cache"
-# The whole competition view of a product is cached under one compare key with this
-# "competitor" (never an ASIN), so it is invalidated with the product's other keys.
-ALL_COMPETITORS = "all"
 VARY = "Authorization"
 
 # --- roles ---------------------------------------------------------------------------------
@@ -104,14 +106,17 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 # --- database ------------------------------------------------------------------------------
 
 
-async def get_session() -> AsyncIterator[AsyncSession]:
-    """A unit of work per request: committed when the endpoint returns, rolled back on error.
-    Endpoints that invalidate cache keys commit first themselves, then invalidate."""
-    async with async_session_scope() as session:
+async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
+    """The request's unit of work (kit.unit_of_work): committed once, when the endpoint
+    returns and before the response is sent (``scope="function"``), then the cache keys and
+    jobs queued on it are flushed; rolled back, dropping them, when the endpoint raises.
+    Endpoints never commit."""
+    cache = getattr(request.app.state, "cache", None)
+    async with unit_of_work(cache if isinstance(cache, Cache) else None) as uow:
         # Connect first, retried on a connection error (a database restart), so the endpoint
         # starts with a working connection; still down: 503 (kit.unavailable).
-        await retry_db(lambda: _connect(session))
-        yield session
+        await retry_db(lambda: _connect(uow.session))
+        yield uow
 
 
 async def _connect(session: AsyncSession) -> None:
@@ -122,7 +127,27 @@ async def _connect(session: AsyncSession) -> None:
         raise
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+Uow = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
+
+
+async def get_session(uow: Uow) -> AsyncSession:
+    """The request unit of work's session (the same one for every dependency)."""
+    return uow.session
+
+
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def request_idempotency(
+    idem: Annotated[Idempotency, Depends(idempotency)], uow: Uow
+) -> Idempotency:
+    """The request's Idempotency-Key context, committing the unit of work before it stores
+    the response (a replay never stands for a write that was rolled back)."""
+    idem.commit = uow.commit
+    return idem
+
+
+Idem = Annotated[Idempotency, Depends(request_idempotency, scope="function")]
 
 
 # --- parameters ----------------------------------------------------------------------------
@@ -264,47 +289,29 @@ async def get_optional_cache(request: Request) -> Cache | None:
 OptionalCache = Annotated[Cache | None, Depends(get_optional_cache)]
 
 
-async def cached_read(
-    request: Request,
-    cache: Cache | None,
-    *,
-    key: str,
-    loader: Callable[[], Awaitable[dict[str, Any] | None]],
-    fresh_s: int,
-    kind: str,
-    missing: str,
-) -> Response:
-    """Cache-first JSON read (see the module docstring). `loader` opens its own session and
-    returns the JSON-able body, or None for "not found" (cached too: a flood of lookups for
-    an unknown ASIN stays off the database; tracking the product invalidates the key)."""
-    memo: dict[str, Any]
-
-    async def load() -> dict[str, Any] | None:
-        return await retry_db(loader)  # a database restart: retried, then 503
-
-    if cache is None:
-        value, stale_at, outcome, memo = await load(), None, "off", {}
-    else:
-        value, stale_at, outcome, memo = await cache.read(
-            key, load, fresh_s, get_settings().cache.stale_s, kind
-        )
-    headers = {CACHE_HEADER: outcome}
+def cached_json(request: Request, read: Cached[Any], *, max_age: int, missing: str) -> Response:
+    """The HTTP face of a value read through the cache (`kit.readthrough`): 404 ``missing``
+    when the value is None (a cached "not found"), else the JSON body with ``stale_at``, a
+    weak ETag of the value (304 on a match), ``Cache-Control: private, max-age=<max_age>``
+    and ``X-Cache: <outcome>``."""
+    headers = {CACHE_HEADER: read.outcome}
+    value, memo = read.value, read.memo
     if value is None:
         raise ProblemError(404, detail=missing, type_suffix="not-found", headers=headers)
     etag = memo.get("etag")
     if etag is None:
         etag = memo["etag"] = make_etag(dumps(value), weak=True)
-    if stale_at is None:
+    if read.stale_at is None:
         body = memo.get("fresh_body")
         if body is None:
             body = memo["fresh_body"] = dumps({**value, "stale_at": None})
     else:
-        body = dumps({**value, "stale_at": stale_at.isoformat()})
+        body = dumps({**value, "stale_at": read.stale_at.isoformat()})
     return json_bytes_response(
         request,
         body,
         etag=etag,
-        cache_control=f"private, max-age={fresh_s}",
+        cache_control=f"private, max-age={max_age}",
         vary=VARY,
         headers=headers,
     )
@@ -319,8 +326,7 @@ async def invalidate(request: Request, *keys: str) -> None:
     """Drop `keys` everywhere (Redis + every process's local layer) after a committed write.
     Redis down: the keys expire by themselves (local TTL backstop, Redis fresh time)."""
     cache = getattr(request.app.state, "cache", None)
-    if isinstance(cache, Cache) and keys:
-        await cache.invalidate(*keys)
+    await readthrough.invalidate(cache if isinstance(cache, Cache) else None, *keys)
 
 
 def uncached_json(

@@ -8,9 +8,12 @@ import uuid
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from asinwatch.jobs import service as jobs
+from asinwatch.kit.cache import Cache
 from asinwatch.kit.db import async_session_scope, session_scope
+from asinwatch.kit.readthrough import invalidate
 from asinwatch.kit.redis_client import prefixed
 from asinwatch.recommendations import service as recs
 from asinwatch.recommendations.cache_keys import recommendation_key
@@ -138,3 +141,37 @@ async def test_latest_recommendations_read(clean_db: str) -> None:
     async with async_session_scope() as session:
         fetched = await jobs.get_job_async(session, job.id)
     assert fetched is not None and fetched.status == "queued"
+
+
+async def test_latest_reads_through_the_cache_without_http(clean_db: str, redis_url: str) -> None:
+    """The services' cached reads (what the routers serve) need no request: a miss loads the
+    JSON of the typed read, a second read hits, a write's invalidation shows the new version."""
+    setup_catalogue()
+    day_of_data(0)
+    with session_scope() as s:
+        reports.generate_competitive_report(s, MKT, OWN)
+        recs.refresh_product(s, MKT, OWN)
+    cache = Cache(aioredis.Redis.from_url(redis_url))
+    try:
+        first = await reports.read_latest_report(cache, MKT, OWN)
+        again = await reports.read_latest_report(cache, MKT, OWN)
+        assert (first.outcome, again.outcome) == ("miss", "hit")
+        assert first.value["version"] == 1 and "stale_at" not in first.value
+        async with async_session_scope() as session:
+            typed = await reports.get_report(session, MKT, OWN)
+        assert typed is not None
+        assert first.value == typed.model_dump(mode="json", exclude={"stale_at"})
+
+        day_of_data(1, comp_a_price=15.0)
+        with session_scope() as s:
+            reports.generate_competitive_report(s, MKT, OWN)
+        assert (await reports.read_latest_report(cache, MKT, OWN)).value["version"] == 1
+        await invalidate(cache, report_key(MKT, OWN))
+        assert (await reports.read_latest_report(cache, MKT, OWN)).value["version"] == 2
+
+        rec = await recs.read_latest(cache, MKT, OWN)
+        none = await recs.read_latest(None, MKT, COMP_A)
+        assert rec.outcome == "miss" and rec.value["version"] == 1
+        assert (none.outcome, none.value) == ("off", None)
+    finally:
+        await cache.aclose()

@@ -1,8 +1,9 @@
 """Alerts, per-product thresholds and notification channels.
 
 Roles: every GET is viewer; acknowledge / resolve are operator; thresholds and channels are
-admin. Alert and threshold writes commit, then invalidate the product's summary (it lists the
-open alerts). Channel targets and secrets go out masked (alerts.channels).
+admin. Writes go through the request's unit of work (api_deps.Uow): alert and threshold
+writes queue the product's summary (it lists the open alerts), dropped once it has committed.
+Channel targets and secrets go out masked (alerts.channels).
 """
 
 from __future__ import annotations
@@ -30,29 +31,28 @@ from asinwatch.api_deps import (
     NOT_MODIFIED,
     Admin,
     Asin,
+    Idem,
     Marketplace,
     Operator,
     Paging,
     Session,
+    Uow,
     Viewer,
     errors,
-    invalidate,
     not_found,
     require_product,
     uncached_json,
     validation_problem,
     write_json,
 )
-from asinwatch.auth.guards import enforce_principal_rate_limit, idempotency
+from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.catalog.cache_keys import summary_key
 from asinwatch.catalog.marketplaces import normalise_asin
-from asinwatch.kit.idempotency import Idempotency
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(enforce_principal_rate_limit)])
 
-Idem = Annotated[Idempotency, Depends(idempotency)]
 MAX_ID = 2**63 - 1
 AlertId = Annotated[int, Path(ge=1, le=MAX_ID, description="alert id")]
 ChannelId = Annotated[int, Path(ge=1, le=MAX_ID, description="channel id")]
@@ -114,21 +114,18 @@ async def get_alert(request: Request, alert_id: AlertId, session: Session, _: Vi
     return uncached_json(request, detail)
 
 
-async def _transition(
-    request: Request, session: Session, alert_id: int, actor: str, action: str
-) -> Response:
+async def _transition(uow: Uow, alert_id: int, actor: str, action: str) -> Response:
     try:
         if action == "acknowledge":
-            out = await alerts.acknowledge(session, alert_id, actor)
+            out = await alerts.acknowledge(uow.session, alert_id, actor)
         else:
-            out = await alerts.resolve(session, alert_id, actor)
+            out = await alerts.resolve(uow.session, alert_id, actor)
     except alerts.AlertNotFoundError as exc:
         raise not_found(str(exc)) from None
     except alerts.AlertStateError as exc:
         raise _conflict(str(exc), "alert-state") from None
-    await session.commit()
     if out.asin != "-":
-        await invalidate(request, summary_key(out.marketplace, out.asin))
+        uow.invalidate(summary_key(out.marketplace, out.asin))
     return write_json(out)
 
 
@@ -139,10 +136,8 @@ async def _transition(
     summary="Acknowledge an alert (idempotent; 409 when resolved)",
     responses=errors(404, 409),
 )
-async def acknowledge_alert(
-    request: Request, alert_id: AlertId, session: Session, who: Operator, idem: Idem
-) -> Response:
-    return await idem.run(lambda: _transition(request, session, alert_id, who.sub, "acknowledge"))
+async def acknowledge_alert(alert_id: AlertId, uow: Uow, who: Operator, idem: Idem) -> Response:
+    return await idem.run(lambda: _transition(uow, alert_id, who.sub, "acknowledge"))
 
 
 @router.post(
@@ -152,10 +147,8 @@ async def acknowledge_alert(
     summary="Resolve an alert (idempotent)",
     responses=errors(404, 409),
 )
-async def resolve_alert(
-    request: Request, alert_id: AlertId, session: Session, who: Operator, idem: Idem
-) -> Response:
-    return await idem.run(lambda: _transition(request, session, alert_id, who.sub, "resolve"))
+async def resolve_alert(alert_id: AlertId, uow: Uow, who: Operator, idem: Idem) -> Response:
+    return await idem.run(lambda: _transition(uow, alert_id, who.sub, "resolve"))
 
 
 # --- thresholds --------------------------------------------------------------------------
@@ -188,18 +181,13 @@ async def get_thresholds(
     responses=errors(404),
 )
 async def set_threshold(
-    request: Request,
-    asin: Asin,
-    marketplace: Marketplace,
-    body: ThresholdIn,
-    session: Session,
-    _: Admin,
+    asin: Asin, marketplace: Marketplace, body: ThresholdIn, uow: Uow, _: Admin
 ) -> Response:
-    await _known_product(session, marketplace, asin)
+    await _known_product(uow.session, marketplace, asin)
     alert_type, enabled, params = override_of(body)
     try:
         view = await thresholds_service.set_threshold(
-            session, marketplace, asin, alert_type, params, enabled=enabled
+            uow.session, marketplace, asin, alert_type, params, enabled=enabled
         )
     except thresholds_service.ThresholdValidationError as exc:
         raise ProblemError(
@@ -213,8 +201,7 @@ async def set_threshold(
                 ]
             },
         ) from None
-    await session.commit()
-    await invalidate(request, summary_key(marketplace, asin))
+    uow.invalidate(summary_key(marketplace, asin))
     return write_json(thresholds_out(view))
 
 
@@ -226,18 +213,12 @@ async def set_threshold(
     responses=errors(404),
 )
 async def delete_threshold(
-    request: Request,
-    asin: Asin,
-    alert_type: AlertTypeName,
-    marketplace: Marketplace,
-    session: Session,
-    _: Admin,
+    asin: Asin, alert_type: AlertTypeName, marketplace: Marketplace, uow: Uow, _: Admin
 ) -> Response:
-    await _known_product(session, marketplace, asin)
-    if not await thresholds_service.delete_threshold(session, marketplace, asin, alert_type):
+    await _known_product(uow.session, marketplace, asin)
+    if not await thresholds_service.delete_threshold(uow.session, marketplace, asin, alert_type):
         raise not_found(f"no {alert_type} override for {asin} on {marketplace}")
-    await session.commit()
-    await invalidate(request, summary_key(marketplace, asin))
+    uow.invalidate(summary_key(marketplace, asin))
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
@@ -268,17 +249,14 @@ async def list_channels(request: Request, page: Paging, session: Session, _: Vie
     summary="Create a channel (Idempotency-Key accepted)",
     responses=errors(409),
 )
-async def create_channel(
-    request: Request, body: ChannelCreateIn, session: Session, _: Admin, idem: Idem
-) -> Response:
+async def create_channel(body: ChannelCreateIn, uow: Uow, _: Admin, idem: Idem) -> Response:
     async def work() -> Response:
         try:
-            out = await channels.create_channel(session, body.to_service())
+            out = await channels.create_channel(uow.session, body.to_service())
         except channels.InvalidTargetError as exc:
             raise validation_problem(["body", "target"], str(exc)) from None
         except channels.ChannelNameTakenError as exc:
             raise _conflict(str(exc), "channel-name-taken") from None
-        await session.commit()
         return write_json(out, status_code=201, headers={"Location": f"/v1/channels/{out.id}"})
 
     return await idem.run(work)
@@ -309,17 +287,16 @@ async def get_channel(
     responses=errors(404, 409),
 )
 async def update_channel(
-    channel_id: ChannelId, body: ChannelUpdateIn, session: Session, _: Admin
+    channel_id: ChannelId, body: ChannelUpdateIn, uow: Uow, _: Admin
 ) -> Response:
     try:
-        out = await channels.update_channel(session, channel_id, body.to_service())
+        out = await channels.update_channel(uow.session, channel_id, body.to_service())
     except channels.ChannelNotFoundError as exc:
         raise not_found(str(exc)) from None
     except channels.InvalidTargetError as exc:
         raise validation_problem(["body", "target"], str(exc)) from None
     except channels.ChannelNameTakenError as exc:
         raise _conflict(str(exc), "channel-name-taken") from None
-    await session.commit()
     return write_json(out)
 
 
@@ -330,12 +307,11 @@ async def update_channel(
     summary="Delete a channel and its delivery log",
     responses=errors(404),
 )
-async def delete_channel(channel_id: ChannelId, session: Session, _: Admin) -> Response:
+async def delete_channel(channel_id: ChannelId, uow: Uow, _: Admin) -> Response:
     try:
-        await channels.delete_channel(session, channel_id)
+        await channels.delete_channel(uow.session, channel_id)
     except channels.ChannelNotFoundError as exc:
         raise not_found(str(exc)) from None
-    await session.commit()
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 

@@ -1,9 +1,10 @@
-"""Request/response shapes of the catalog endpoints (tracking and competitor links)."""
+"""Request/response shapes of the catalog endpoints (tracking, competitor links, and the
+product summary with the latest-metrics shape the competition view reuses)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -90,3 +91,71 @@ class CompetitorLinkOut(BaseModel):
     note: str | None
     created_at: datetime
     updated_at: datetime
+
+
+# --- the product summary (GET /v1/products/{asin}) ----------------------------------------
+
+
+class ProductInfo(BaseModel):
+    marketplace: str
+    asin: str
+    title: str | None
+    brand: str | None
+    category: str | None
+    is_own: bool
+    tracking_state: Literal["active", "paused", "untracked"]
+    tags: list[str]
+    last_seen_at: datetime | None
+    last_valid_at: datetime | None
+
+
+class LatestMetrics(BaseModel):
+    """The latest validated observation of a product (mart.product_latest)."""
+
+    date: date
+    observed_at: datetime
+    buybox_price: float | None
+    list_price: float | None
+    shipping_price: float | None
+    lowest_offer_price: float | None
+    currency: str | None
+    in_stock: bool | None
+    availability_text: str | None
+    buybox_seller_id: str | None
+    buybox_seller_name: str | None
+    offer_count: int | None
+    bsr: int | None
+    bsr_category: str | None
+    rating: float | None
+    review_count: int | None
+    monthly_purchase_volume: int | None
+    image_count: int | None
+    bullet_count: int | None
+    has_aplus: bool | None
+
+
+class KpiSnapshot(BaseModel):
+    date: date
+    computed_at: datetime
+    kpis: dict[str, Any] = Field(description="the KPI document of that day (mart.product_kpis)")
+
+
+class OpenAlert(BaseModel):
+    id: int
+    alert_type: str
+    severity: Literal["info", "warning", "critical"]
+    status: Literal["open", "acknowledged", "resolved"]
+    title: str
+    occurrences: int
+    opened_at: datetime
+    last_seen_at: datetime
+
+
+class ProductSummaryOut(BaseModel):
+    product: ProductInfo
+    latest: LatestMetrics | None
+    kpis: KpiSnapshot | None
+    open_alerts: list[OpenAlert] = Field(description="unresolved alerts, newest first (max 50)")
+    stale_at: datetime | None = Field(
+        None, description="null when fresh; else when this value went stale (refreshing now)"
+    )

@@ -1,13 +1,18 @@
-"""Every query of the catalog (products and competitor links)."""
+"""Every query of the catalog (products and competitor links), and the product summary read:
+core.products + mart.product_latest + the latest mart.product_kpis_daily row + the product's
+unresolved alerts, assembled as JSON by PostgreSQL in one statement (its product and
+latest-metrics fragments are reused by `metrics.queries`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from asinwatch.catalog.api_schemas import ProductSummaryOut
 from asinwatch.catalog.models import CompetitorLink, Product
 from asinwatch.catalog.schemas import ProductIn
 
@@ -142,3 +147,58 @@ async def delete_competitor_link(
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- the product summary (one statement, JSON built by PostgreSQL) -----------------------
+
+OPEN_ALERTS_LIMIT = 50
+
+LATEST_JSON = """json_build_object(
+    'date', l.date, 'observed_at', l.observed_at, 'buybox_price', l.buybox_price,
+    'list_price', l.list_price, 'shipping_price', l.shipping_price,
+    'lowest_offer_price', l.lowest_offer_price, 'currency', l.currency,
+    'in_stock', l.in_stock, 'availability_text', l.availability_text,
+    'buybox_seller_id', l.buybox_seller_id, 'buybox_seller_name', l.buybox_seller_name,
+    'offer_count', l.offer_count, 'bsr', l.bsr, 'bsr_category', l.bsr_category,
+    'rating', l.rating, 'review_count', l.review_count,
+    'monthly_purchase_volume', l.monthly_purchase_volume, 'image_count', l.image_count,
+    'bullet_count', l.bullet_count, 'has_aplus', l.has_aplus)"""
+
+PRODUCT_JSON = """json_build_object(
+    'marketplace', p.marketplace, 'asin', p.asin, 'title', p.title, 'brand', p.brand,
+    'category', p.category, 'is_own', p.is_own, 'tracking_state', p.tracking_state,
+    'tags', p.tags, 'last_seen_at', p.last_seen_at, 'last_valid_at', p.last_valid_at)"""
+
+_SUMMARY_SQL = text(f"""
+SELECT {PRODUCT_JSON} AS product,
+  (SELECT {LATEST_JSON} FROM mart.product_latest l
+    WHERE l.marketplace = p.marketplace AND l.asin = p.asin) AS latest,
+  (SELECT json_build_object('date', k.date, 'computed_at', k.computed_at, 'kpis', k.kpis)
+     FROM mart.product_kpis_daily k
+    WHERE k.marketplace = p.marketplace AND k.asin = p.asin
+    ORDER BY k.date DESC LIMIT 1) AS kpis,
+  (SELECT coalesce(json_agg(a ORDER BY a.opened_at DESC, a.id DESC), '[]'::json) FROM (
+     SELECT id, alert_type, severity, status, title, occurrences, opened_at, last_seen_at
+       FROM core.alerts
+      WHERE marketplace = p.marketplace AND asin = p.asin AND status <> 'resolved'
+      ORDER BY opened_at DESC, id DESC LIMIT {OPEN_ALERTS_LIMIT}) a) AS open_alerts
+FROM core.products p
+WHERE p.marketplace = :m AND p.asin = :a
+""")
+
+
+async def product_summary(
+    conn: AsyncConnection, marketplace: str, asin: str
+) -> dict[str, Any] | None:
+    row = (await conn.execute(_SUMMARY_SQL, {"m": marketplace, "a": asin})).first()
+    if row is None:
+        return None
+    out = ProductSummaryOut.model_validate(
+        {
+            "product": row.product,
+            "latest": row.latest,
+            "kpis": row.kpis,
+            "open_alerts": row.open_alerts,
+        }
+    )
+    return out.model_dump(mode="json", exclude={"stale_at"})

@@ -1,6 +1,8 @@
-"""Tracking and competitor links: list products (viewer); track / untrack, one or in bulk, and
-link / unlink competitors (admin). Every write commits, then invalidates the cached reads of
-the products it touched.
+"""Tracking and competitor links: list products and read one product's summary (viewer; the
+summary is cache-first); track / untrack, one or in bulk, and link / unlink competitors
+(admin). This package owns every method of /v1/products/{asin}. Every write queues the
+cached reads of the products it touched on the request's unit of work, which drops them once
+it has committed (never when it rolls back).
 """
 
 from __future__ import annotations
@@ -16,20 +18,23 @@ from asinwatch.api_deps import (
     NOT_MODIFIED,
     Admin,
     Asin,
+    Idem,
     Marketplace,
     Paging,
     Session,
+    Uow,
     Viewer,
+    cached_json,
     errors,
-    invalidate,
     not_found,
+    optional_cache,
     product_read_keys,
     require_product,
     uncached_json,
     validation_problem,
     write_json,
 )
-from asinwatch.auth.guards import enforce_principal_rate_limit, idempotency
+from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.catalog import repository, service
 from asinwatch.catalog.api_schemas import (
     BulkTrackIn,
@@ -38,24 +43,23 @@ from asinwatch.catalog.api_schemas import (
     BulkUntrackOut,
     CompetitorLinkOut,
     LinkIn,
+    ProductSummaryOut,
     TrackIn,
 )
 from asinwatch.catalog.cache_keys import compare_key
 from asinwatch.catalog.marketplaces import normalise_asin
 from asinwatch.catalog.schemas import ProductOut
-from asinwatch.kit.idempotency import Idempotency
+from asinwatch.config import get_settings
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError
 
-router = APIRouter(
-    prefix="/v1", tags=["catalog"], dependencies=[Depends(enforce_principal_rate_limit)]
-)
-
-Idem = Annotated[Idempotency, Depends(idempotency)]
+# Tags per route: GET /products/{asin} is documented with the other product reads.
+router = APIRouter(prefix="/v1", dependencies=[Depends(enforce_principal_rate_limit)])
 
 
 @router.get(
     "/products",
+    tags=["catalog"],
     response_model=Page[ProductOut],
     summary="Tracked products (cursor pagination)",
     responses={**NOT_MODIFIED, **errors(404)},
@@ -86,65 +90,80 @@ async def list_products(
     return uncached_json(request, result)
 
 
+@router.get(
+    "/products/{asin}",
+    response_model=ProductSummaryOut,
+    tags=["products"],
+    summary="Product summary: latest metrics, KPIs and open alerts",
+    responses={**NOT_MODIFIED, **errors(404)},
+)
+async def product_summary(
+    request: Request, asin: Asin, marketplace: Marketplace, _: Viewer
+) -> Response:
+    read = await service.read_summary(optional_cache(request), marketplace, asin)
+    return cached_json(
+        request,
+        read,
+        max_age=get_settings().cache.summary_fresh_s,
+        missing=f"product {asin} is not known on {marketplace}",
+    )
+
+
 @router.put(
     "/products/{asin}",
+    tags=["catalog"],
     response_model=ProductOut,
     summary="Track one product (or re-activate it)",
     responses=errors(),
 )
 async def track_product(
-    request: Request,
     asin: Asin,
     marketplace: Marketplace,
     body: TrackIn,
-    session: Session,
+    uow: Uow,
     _: Admin,
 ) -> Response:
-    await service.track(session, marketplace, [body.product(marketplace, asin)])
-    row = await repository.get_product(session, marketplace, asin)
+    await service.track(uow.session, marketplace, [body.product(marketplace, asin)])
+    row = await repository.get_product(uow.session, marketplace, asin)
     assert row is not None
     out = ProductOut.model_validate(row)
-    await session.commit()
-    await invalidate(request, *product_read_keys(marketplace, asin))
+    uow.invalidate(*product_read_keys(marketplace, asin))
     return write_json(out)
 
 
 @router.delete(
     "/products/{asin}",
+    tags=["catalog"],
     status_code=204,
     summary="Stop tracking one product (its history is kept)",
     responses=errors(404),
 )
-async def untrack_product(
-    request: Request, asin: Asin, marketplace: Marketplace, session: Session, _: Admin
-) -> Response:
-    await require_product(session, marketplace, asin)
-    await service.untrack(session, marketplace, [asin])
-    await session.commit()
-    await invalidate(request, *product_read_keys(marketplace, asin))
+async def untrack_product(asin: Asin, marketplace: Marketplace, uow: Uow, _: Admin) -> Response:
+    await require_product(uow.session, marketplace, asin)
+    await service.untrack(uow.session, marketplace, [asin])
+    uow.invalidate(*product_read_keys(marketplace, asin))
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
 @router.post(
     "/products",
+    tags=["catalog"],
     response_model=BulkTrackOut,
     summary="Track products in bulk (Idempotency-Key accepted)",
     responses=errors(409),
 )
 async def track_products(
-    request: Request,
     marketplace: Marketplace,
     body: BulkTrackIn,
-    session: Session,
+    uow: Uow,
     _: Admin,
     idem: Idem,
 ) -> Response:
     async def work() -> Response:
         products = body.to_products(marketplace)
-        count = await service.track(session, marketplace, products)
-        await session.commit()
+        count = await service.track(uow.session, marketplace, products)
         asins = list(dict.fromkeys(p.asin for p in products))
-        await invalidate(request, *[k for a in asins for k in product_read_keys(marketplace, a)])
+        uow.invalidate(*[k for a in asins for k in product_read_keys(marketplace, a)])
         return write_json(BulkTrackOut(tracked=count, asins=asins))
 
     return await idem.run(work)
@@ -152,24 +171,21 @@ async def track_products(
 
 @router.post(
     "/products:untrack",
+    tags=["catalog"],
     response_model=BulkUntrackOut,
     summary="Stop tracking products in bulk (Idempotency-Key accepted)",
     responses=errors(409),
 )
 async def untrack_products(
-    request: Request,
     marketplace: Marketplace,
     body: BulkUntrackIn,
-    session: Session,
+    uow: Uow,
     _: Admin,
     idem: Idem,
 ) -> Response:
     async def work() -> Response:
-        count = await service.untrack(session, marketplace, body.asins)
-        await session.commit()
-        await invalidate(
-            request, *[k for a in body.asins for k in product_read_keys(marketplace, a)]
-        )
+        count = await service.untrack(uow.session, marketplace, body.asins)
+        uow.invalidate(*[k for a in body.asins for k in product_read_keys(marketplace, a)])
         return write_json(BulkUntrackOut(untracked=count))
 
     return await idem.run(work)
@@ -180,6 +196,7 @@ async def untrack_products(
 
 @router.get(
     "/products/{asin}/competitors",
+    tags=["catalog"],
     response_model=Page[CompetitorLinkOut],
     summary="The competitors linked to a product",
     responses={**NOT_MODIFIED, **errors(404)},
@@ -215,31 +232,29 @@ def _competitor(competitor_asin: str) -> str:
 
 @router.put(
     "/products/{asin}/competitors/{competitor_asin}",
+    tags=["catalog"],
     response_model=CompetitorLinkOut,
     summary="Link a competitor to a product (the competitor is tracked if new)",
     responses=errors(404, 409),
 )
 async def link_competitor(
-    request: Request,
     asin: Asin,
     competitor_asin: Annotated[str, Path(pattern=ASIN_PATTERN, description="competitor ASIN")],
     marketplace: Marketplace,
     body: LinkIn,
-    session: Session,
+    uow: Uow,
     _: Admin,
 ) -> Response:
     comp = _competitor(competitor_asin)
     try:
-        link = await service.link_competitor(session, marketplace, asin, comp, body.note)
+        link = await service.link_competitor(uow.session, marketplace, asin, comp, body.note)
     except service.ProductNotFoundError as exc:
         raise not_found(str(exc)) from None
     except service.SelfLinkError as exc:
         # Both ASINs are well formed; it is the pair that cannot exist (like a duplicate).
         raise ProblemError(409, detail=str(exc), type_suffix="self-link") from None
     out = CompetitorLinkOut.model_validate(link)
-    await session.commit()
-    await invalidate(
-        request,
+    uow.invalidate(
         compare_key(marketplace, asin, ALL_COMPETITORS),
         compare_key(marketplace, asin, comp),
         *product_read_keys(marketplace, comp),
@@ -249,24 +264,22 @@ async def link_competitor(
 
 @router.delete(
     "/products/{asin}/competitors/{competitor_asin}",
+    tags=["catalog"],
     status_code=204,
     summary="Unlink a competitor (it stays tracked)",
     responses=errors(404),
 )
 async def unlink_competitor(
-    request: Request,
     asin: Asin,
     competitor_asin: Annotated[str, Path(pattern=ASIN_PATTERN, description="competitor ASIN")],
     marketplace: Marketplace,
-    session: Session,
+    uow: Uow,
     _: Admin,
 ) -> Response:
     comp = _competitor(competitor_asin)
-    if not await service.unlink_competitor(session, marketplace, asin, comp):
+    if not await service.unlink_competitor(uow.session, marketplace, asin, comp):
         raise not_found(f"{comp} is not linked to {asin} on {marketplace}")
-    await session.commit()
-    await invalidate(
-        request,
+    uow.invalidate(
         compare_key(marketplace, asin, ALL_COMPETITORS),
         compare_key(marketplace, asin, comp),
     )

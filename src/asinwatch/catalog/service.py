@@ -1,17 +1,26 @@
-"""Catalog business logic: track, list and untrack products (never commits itself)."""
+"""Catalog business logic: track, list and untrack products (never commits itself), and the
+product summary read through the cache (the read behind GET /v1/products/{asin}: one
+PostgreSQL statement, `repository.product_summary`, over the product, its latest metrics,
+KPIs and open alerts)."""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asinwatch.catalog import repository
+from asinwatch.catalog.cache_keys import summary_key
 from asinwatch.catalog.marketplaces import get_marketplace, normalise_asin
 from asinwatch.catalog.models import CompetitorLink, Product
 from asinwatch.catalog.schemas import ProductIn
+from asinwatch.config import get_settings
+from asinwatch.kit.cache import Cache
+from asinwatch.kit.db import async_engine
+from asinwatch.kit.readthrough import Cached, read_through
 
 
 class CsvFormatError(ValueError):
@@ -110,4 +119,28 @@ async def unlink_competitor(
     market = get_marketplace(marketplace).domain
     return await repository.delete_competitor_link(
         session, market, normalise_asin(asin), normalise_asin(competitor_asin)
+    )
+
+
+# ---------------------------------------------------------------------------- cached reads
+
+# The whole competition view of a product is cached under one compare key with this
+# "competitor" (never an ASIN), so it is invalidated with the product's other keys.
+ALL_COMPETITORS = "all"
+
+
+async def read_summary(cache: Cache | None, marketplace: str, asin: str) -> Cached[Any]:
+    """The product summary (`catalog.api_schemas.ProductSummaryOut` as JSON, without
+    ``stale_at``) through the cache under its summary key; None: the product is unknown."""
+
+    async def load() -> dict[str, Any] | None:
+        async with async_engine().connect() as conn:
+            return await repository.product_summary(conn, marketplace, asin)
+
+    return await read_through(
+        cache,
+        summary_key(marketplace, asin),
+        load,
+        fresh_s=get_settings().cache.summary_fresh_s,
+        kind="summary",
     )

@@ -5,27 +5,29 @@ Starting a run over untracked ASINs or more than `ingest.admin_run_size` needs a
 `upstream-spend-cap` and a Retry-After up to 00:00 UTC (429: a quota that resets, which the
 caller can wait for; 402 would claim a payment problem, 409 a conflict with the resource).
 
-A run is created and committed first, then its dispatch task is sent (ingestion.service):
-a task can never run before its rows exist. With an Idempotency-Key and no ``job_id`` in the
-body, the run's job id is derived from the caller and the key, so even a replay that misses
-the idempotency store cannot start a second run.
+A run is created on the request's unit of work and its dispatch task is queued on it, sent
+only after the commit (ingestion.service): a task can never run before its rows exist. With an
+Idempotency-Key and no ``job_id`` in the body, the run's job id is derived from the caller and
+the key, so even a replay that misses the idempotency store cannot start a second run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime
-from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from asinwatch.api_deps import (
     NOT_MODIFIED,
+    Idem,
     Marketplace,
     Operator,
     Paging,
     Session,
+    Uow,
     UuidPath,
     Viewer,
     errors,
@@ -35,11 +37,10 @@ from asinwatch.api_deps import (
     validation_problem,
     write_json,
 )
-from asinwatch.auth.guards import enforce_principal_rate_limit, idempotency
+from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.ingestion import service, spend
 from asinwatch.ingestion.api_schemas import IngestRunDetail, StartRunBody
 from asinwatch.ingestion.schemas import IngestBatchOut, IngestRunOut
-from asinwatch.kit.idempotency import Idempotency
 from asinwatch.kit.pagination import Page, paginate
 from asinwatch.kit.problems import ProblemError
 
@@ -106,16 +107,16 @@ async def get_run(request: Request, run_id: UuidPath, session: Session, _: Viewe
 async def start_run(
     marketplace: Marketplace,
     body: StartRunBody,
-    session: Session,
+    uow: Uow,
     who: Operator,
-    idem: Annotated[Idempotency, Depends(idempotency)],
+    idem: Idem,
 ) -> Response:
     async def work() -> Response:
         data = body.to_service(marketplace)
         job_id = data.job_id or (f"api:{who.sub}:{idem.key}" if idem.key else None)
         try:
             run = await service.start_run(
-                session,
+                uow.session,
                 marketplace=data.marketplace,
                 asins=data.asins,
                 all_tracked=data.all_tracked,
@@ -140,16 +141,22 @@ async def start_run(
                 extra={"spent_usd": str(exc.spent), "cap_usd": exc.cap},
             ) from None
         out = IngestRunOut.model_validate(run)
-        await session.commit()
-        try:
-            await service.enqueue_run(run.id)
-        except Exception:
-            raise ProblemError(
-                503,
-                detail=f"run {run.id} is queued but the task queue is unavailable; retry later",
-                type_suffix="queue-unavailable",
-                headers={"Retry-After": "5"},
-            ) from None
+        run_id = run.id
+        uow.after_commit(lambda: send_run(run_id))
         return write_json(out, status_code=202, headers={"Location": f"/v1/ingest/runs/{run.id}"})
 
     return await idem.run(work)
+
+
+async def send_run(run_id: uuid.UUID) -> None:
+    """After the run and its batches are committed: send its dispatch task; the queue down is
+    a 503 (the run stays queued; starting it again with the same job id sends it)."""
+    try:
+        await service.enqueue_run(run_id)
+    except Exception:
+        raise ProblemError(
+            503,
+            detail=f"run {run_id} is queued but the task queue is unavailable; retry later",
+            type_suffix="queue-unavailable",
+            headers={"Retry-After": "5"},
+        ) from None

@@ -2,10 +2,9 @@
 
 The REST layer (async, FastAPI) calls:
 
-    run = await service.start_run(session, marketplace=..., asins=[...] | None,
+    run = await service.start_run(uow.session, marketplace=..., asins=[...] | None,
                                   all_tracked=False, trigger="api", job_id=key_or_None)
-    await session.commit()                  # the run and its batches are durable first ...
-    await service.enqueue_run(run.id)       # ... then the Celery task is sent
+    uow.after_commit(lambda: service.enqueue_run(run.id))  # sent once the run is durable
 
 `start_run` never enqueues: a task sent before the commit could run before the rows exist.
 Starting an existing job id returns the existing run; `enqueue_run` sends at most one

@@ -81,6 +81,9 @@ class Idempotency:
     request_hash: str
     ttl_s: int
     in_flight_timeout_s: float = DEFAULT_IN_FLIGHT_TIMEOUT_S
+    # The request's unit of work (kit.unit_of_work): committed before the response is stored,
+    # so a stored response always stands for a committed write.
+    commit: Callable[[], Awaitable[None]] | None = None
 
     async def run(self, handler: Handler) -> Response:
         if self.key is None:
@@ -90,6 +93,8 @@ class Idempotency:
             return replay
         try:
             response = await handler()
+            if self.commit is not None and response.status_code < 500:
+                await self.commit()
         except BaseException:
             await self._release()
             raise

@@ -1,9 +1,10 @@
-"""Product reads: GET /v1/products/{asin} (summary), /v1/products/{asin}/metrics (daily series)
-and /v1/competitions/{asin} (our product against its linked competitors). Viewer and up.
+"""Metric reads: GET /v1/products/{asin}/metrics (daily series) and /v1/competitions/{asin}
+(our product against its linked competitors). Viewer and up. (The product summary, GET
+/v1/products/{asin}, is the catalog's: one package owns one path.)
 
-All three are cache-first (api_deps.cached_read) under the architecture's keys; a custom
-``from``/``to`` window is read from the database directly (only the named ranges are
-invalidated by writes, so only they are cached). They take the cache with
+Both read through the cache in `metrics.reads` (a custom ``from``/``to`` window is not
+cached: only the named ranges are invalidated by writes); the router only turns the read into
+the response (`api_deps.cached_json`). They take the cache with
 `api_deps.optional_cache(request)` rather than the `OptionalCache` dependency: these are the
 hottest reads, and each dependency FastAPI resolves costs several microseconds.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,26 +21,22 @@ from pydantic import BeforeValidator
 from starlette.responses import Response
 
 from asinwatch.api_deps import (
-    ALL_COMPETITORS,
     NOT_MODIFIED,
     Asin,
     Marketplace,
     Viewer,
-    cached_read,
+    cached_json,
     errors,
     optional_cache,
 )
 from asinwatch.auth.guards import enforce_principal_rate_limit
-from asinwatch.catalog.cache_keys import compare_key, metrics_daily_key, summary_key
 from asinwatch.catalog.marketplaces import get_marketplace
 from asinwatch.config import get_settings
-from asinwatch.kit.db import async_engine
-from asinwatch.metrics import queries
+from asinwatch.metrics import reads
 from asinwatch.metrics.api_schemas import (
     RANGE_DAYS,
     CompetitionOut,
     MetricsRangeOut,
-    ProductSummaryOut,
     RangeName,
 )
 
@@ -81,32 +78,6 @@ def resolve_window(
 
 
 @router.get(
-    "/products/{asin}",
-    response_model=ProductSummaryOut,
-    summary="Product summary: latest metrics, KPIs and open alerts",
-    responses={**NOT_MODIFIED, **errors(404)},
-)
-async def product_summary(
-    request: Request, asin: Asin, marketplace: Marketplace, _: Viewer
-) -> Response:
-    cache = optional_cache(request)
-
-    async def load() -> dict[str, Any] | None:
-        async with async_engine().connect() as conn:
-            return await queries.product_summary(conn, marketplace, asin)
-
-    return await cached_read(
-        request,
-        cache,
-        key=summary_key(marketplace, asin),
-        loader=load,
-        fresh_s=get_settings().cache.summary_fresh_s,
-        kind="summary",
-        missing=f"product {asin} is not known on {marketplace}",
-    )
-
-
-@router.get(
     "/products/{asin}/metrics",
     response_model=MetricsRangeOut,
     summary="Daily metric series over a named range or a from/to window",
@@ -128,26 +99,14 @@ async def product_metrics(
     ] = None,
 ) -> Response:
     first, last, named = resolve_window(marketplace_today(marketplace), range_name, start, end)
-    cache = optional_cache(request)
-
-    async def load() -> dict[str, Any] | None:
-        async with async_engine().connect() as conn:
-            return await queries.metric_range(conn, marketplace, asin, first, last, named)
-
-    fresh_s = get_settings().cache.metrics_fresh_s
-    missing = f"product {asin} is not known on {marketplace}"
-    if named is None:
-        return await cached_read(
-            request, None, key="", loader=load, fresh_s=fresh_s, kind="metrics", missing=missing
-        )
-    return await cached_read(
+    read = await reads.read_metric_range(
+        optional_cache(request), marketplace, asin, first, last, named
+    )
+    return cached_json(
         request,
-        cache,
-        key=metrics_daily_key(marketplace, asin, named),
-        loader=load,
-        fresh_s=fresh_s,
-        kind="metrics",
-        missing=missing,
+        read,
+        max_age=get_settings().cache.metrics_fresh_s,
+        missing=f"product {asin} is not known on {marketplace}",
     )
 
 
@@ -161,18 +120,10 @@ async def product_metrics(
 async def competition(
     request: Request, asin: Asin, marketplace: Marketplace, _: Viewer
 ) -> Response:
-    cache = optional_cache(request)
-
-    async def load() -> dict[str, Any] | None:
-        async with async_engine().connect() as conn:
-            return await queries.competition(conn, marketplace, asin)
-
-    return await cached_read(
+    read = await reads.read_competition(optional_cache(request), marketplace, asin)
+    return cached_json(
         request,
-        cache,
-        key=compare_key(marketplace, asin, ALL_COMPETITORS),
-        loader=load,
-        fresh_s=get_settings().cache.compare_fresh_s,
-        kind="compare",
+        read,
+        max_age=get_settings().cache.compare_fresh_s,
         missing=f"product {asin} is not known on {marketplace}",
     )

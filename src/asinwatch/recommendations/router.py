@@ -1,61 +1,45 @@
 """GET /v1/recommendations/{asin} (latest set, viewer) and POST .../refresh (operator: 202 with
-a job; the Celery task ``recommendations.refresh`` is sent only after the job row is committed,
-so the worker always finds it).
+a job; the Celery task ``recommendations.refresh`` is queued on the request's unit of work and
+sent only after the job row is committed, so the worker always finds it; a rolled-back request
+sends nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+import uuid
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from asinwatch.api_deps import (
     NOT_MODIFIED,
     Asin,
+    Idem,
     Marketplace,
     Operator,
     OptionalCache,
-    Session,
+    Uow,
     Viewer,
-    cached_read,
+    cached_json,
     errors,
     require_product,
     write_json,
 )
-from asinwatch.auth.guards import enforce_principal_rate_limit, idempotency
+from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.config import get_settings
 from asinwatch.jobs import service as jobs
 from asinwatch.jobs.api_schemas import JobOut
-from asinwatch.kit.db import async_engine
-from asinwatch.kit.idempotency import Idempotency
+from asinwatch.kit.db import async_session_scope
 from asinwatch.kit.problems import ProblemError
+from asinwatch.recommendations import service
 from asinwatch.recommendations.api_schemas import RecommendationSetOut, RefreshAccepted
-from asinwatch.recommendations.cache_keys import recommendation_key
-from asinwatch.recommendations.models import RecommendationSet
 
 REFRESH_TASK = "recommendations.refresh"
 
 router = APIRouter(
     prefix="/v1", tags=["recommendations"], dependencies=[Depends(enforce_principal_rate_limit)]
 )
-
-
-async def read_latest(conn: AsyncConnection, marketplace: str, asin: str) -> dict[str, Any] | None:
-    stmt = (
-        select(RecommendationSet)
-        .where(RecommendationSet.marketplace == marketplace, RecommendationSet.asin == asin)
-        .order_by(RecommendationSet.version.desc())
-        .limit(1)
-    )
-    row = (await conn.execute(stmt)).first()
-    if row is None:
-        return None
-    out = RecommendationSetOut.model_validate(row._mapping)
-    return out.model_dump(mode="json", exclude={"stale_at"})
 
 
 @router.get(
@@ -67,17 +51,11 @@ async def read_latest(conn: AsyncConnection, marketplace: str, asin: str) -> dic
 async def latest_recommendations(
     request: Request, asin: Asin, marketplace: Marketplace, _: Viewer, cache: OptionalCache
 ) -> Response:
-    async def load() -> dict[str, Any] | None:
-        async with async_engine().connect() as conn:
-            return await read_latest(conn, marketplace, asin)
-
-    return await cached_read(
+    read = await service.read_latest(cache, marketplace, asin)
+    return cached_json(
         request,
-        cache,
-        key=recommendation_key(marketplace, asin),
-        loader=load,
-        fresh_s=get_settings().cache.recommendation_fresh_s,
-        kind="recommendation",
+        read,
+        max_age=get_settings().cache.recommendation_fresh_s,
         missing=f"no recommendations for {asin} on {marketplace} yet (POST .../refresh)",
     )
 
@@ -99,31 +77,35 @@ def send_refresh(job_id: str, marketplace: str, asin: str) -> None:
     },
 )
 async def refresh_recommendations(
-    asin: Asin,
-    marketplace: Marketplace,
-    session: Session,
-    who: Operator,
-    idem: Annotated[Idempotency, Depends(idempotency)],
+    asin: Asin, marketplace: Marketplace, uow: Uow, who: Operator, idem: Idem
 ) -> Response:
     async def work() -> Response:
-        await require_product(session, marketplace, asin)
+        await require_product(uow.session, marketplace, asin)
         job = await jobs.create_job_async(
-            session, REFRESH_TASK, {"marketplace": marketplace, "asin": asin}, created_by=who.sub
+            uow.session,
+            REFRESH_TASK,
+            {"marketplace": marketplace, "asin": asin},
+            created_by=who.sub,
         )
-        await session.commit()
-        try:
-            await asyncio.to_thread(send_refresh, str(job.id), marketplace, asin)
-        except Exception as exc:
-            error = f"could not enqueue: {type(exc).__name__}"
-            await session.run_sync(lambda s: jobs.mark_failed(s, job.id, error))
-            await session.commit()
-            raise ProblemError(
-                503,
-                detail="the task queue is unavailable; retry later",
-                type_suffix="queue-unavailable",
-                headers={"Retry-After": "5"},
-            ) from None
+        uow.after_commit(lambda: enqueue_refresh(job.id, marketplace, asin))
         body = RefreshAccepted(job=JobOut.model_validate(job.model_dump()))
         return write_json(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
     return await idem.run(work)
+
+
+async def enqueue_refresh(job_id: uuid.UUID, marketplace: str, asin: str) -> None:
+    """After the job row is committed: send the task; the queue down marks the job failed (in
+    a transaction of its own) and answers 503, so nothing runs and the client retries."""
+    try:
+        await asyncio.to_thread(send_refresh, str(job_id), marketplace, asin)
+    except Exception as exc:
+        error = f"could not enqueue: {type(exc).__name__}"
+        async with async_session_scope() as session:
+            await session.run_sync(lambda s: jobs.mark_failed(s, job_id, error))
+        raise ProblemError(
+            503,
+            detail="the task queue is unavailable; retry later",
+            type_suffix="queue-unavailable",
+            headers={"Retry-After": "5"},
+        ) from None

@@ -6,23 +6,28 @@ listing snapshot, the linked competitors' latest validated price / rating / revi
 when the inputs hash or the rule-set version differs from the latest set's. A forced refresh
 (the API's job) recomputes everything from the stored data now, never reusing a stored
 result, and still only adds a version when something changed; its result says which. The Redis key
-``recommendation:{marketplace}:{asin}:latest`` is invalidated by the caller after COMMIT.
+``recommendation:{marketplace}:{asin}:latest`` is invalidated by the caller after COMMIT; the
+API reads the latest set through the cache (`read_latest`).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from asinwatch.config import get_settings
+from asinwatch.kit.cache import Cache
+from asinwatch.kit.db import async_session_scope
+from asinwatch.kit.readthrough import Cached, read_through
 from asinwatch.metrics import repository as metric_repo
 from asinwatch.metrics.service import kpis_of, load_product_history
 from asinwatch.recommendations import repository as repo
+from asinwatch.recommendations.api_schemas import RecommendationSetOut
+from asinwatch.recommendations.cache_keys import recommendation_key
 from asinwatch.recommendations.models import RecommendationSet
 from asinwatch.recommendations.rules import (
     RULESET_VERSION,
@@ -58,18 +63,6 @@ class RefreshOutcome:
             "inputs_hash": self.inputs_hash,
             "items": self.items,
         }
-
-
-class RecommendationSetOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    marketplace: str
-    asin: str
-    version: int
-    ruleset_version: str
-    inputs_hash: str
-    items: list[dict[str, Any]]
-    created_at: datetime
 
 
 def recommendation_inputs(session: Session, marketplace: str, asin: str) -> RecommendationInputs:
@@ -172,6 +165,24 @@ async def get_version(
     return None if row is None else RecommendationSetOut.model_validate(row)
 
 
+async def read_latest(cache: Cache | None, marketplace: str, asin: str) -> Cached[Any]:
+    """The latest set (`RecommendationSetOut` as JSON, without ``stale_at``) through the cache
+    under ``recommendation:{marketplace}:{asin}:latest``; None: no set yet."""
+
+    async def load() -> dict[str, Any] | None:
+        async with async_session_scope() as session:
+            latest = await get_latest(session, marketplace, asin)
+        return None if latest is None else latest.model_dump(mode="json", exclude={"stale_at"})
+
+    return await read_through(
+        cache,
+        recommendation_key(marketplace, asin),
+        load,
+        fresh_s=get_settings().cache.recommendation_fresh_s,
+        kind="recommendation",
+    )
+
+
 __all__ = [
     "RULESET_VERSION",
     "RecommendationSetOut",
@@ -181,6 +192,7 @@ __all__ = [
     "get_latest",
     "get_version",
     "own_products_of_run",
+    "read_latest",
     "recommendation_inputs",
     "refresh_product",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from asinwatch.reports.models import Report
 
@@ -61,9 +61,11 @@ async def list_versions(
     limit: int,
     kind: str = COMPETITIVE,
 ) -> list[Report]:
-    """Versions newest first, strictly below `before_version` when given."""
+    """Versions newest first, strictly below `before_version` when given (the version,
+    inputs hash and creation time only: not the report bodies)."""
     q = (
         select(Report)
+        .options(load_only(Report.version, Report.inputs_hash, Report.created_at))
         .where(Report.marketplace == marketplace, Report.asin == asin, Report.kind == kind)
         .order_by(Report.version.desc())
         .limit(limit)

@@ -7,11 +7,9 @@ never changes, so it is read from the database and may be kept by the client for
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from asinwatch.api_deps import (
@@ -22,7 +20,7 @@ from asinwatch.api_deps import (
     Paging,
     Session,
     Viewer,
-    cached_read,
+    cached_json,
     errors,
     not_found,
     require_product,
@@ -31,36 +29,15 @@ from asinwatch.api_deps import (
 )
 from asinwatch.auth.guards import enforce_principal_rate_limit
 from asinwatch.config import get_settings
-from asinwatch.kit.db import async_engine
 from asinwatch.kit.pagination import Page, paginate
+from asinwatch.reports import service
 from asinwatch.reports.api_schemas import ReportOut, ReportVersionOut
-from asinwatch.reports.cache_keys import report_key
-from asinwatch.reports.models import Report
 
-KIND = "competitive"
 VERSION_MAX_AGE_S = 86_400
 
 router = APIRouter(
     prefix="/v1", tags=["competitions"], dependencies=[Depends(enforce_principal_rate_limit)]
 )
-
-
-async def read_report(
-    conn: AsyncConnection, marketplace: str, asin: str, version: int | None
-) -> dict[str, Any] | None:
-    """The latest report (or the given version) as JSON, None when there is none."""
-    stmt = select(Report).where(
-        Report.marketplace == marketplace, Report.asin == asin, Report.kind == KIND
-    )
-    stmt = (
-        stmt.where(Report.version == version)
-        if version is not None
-        else stmt.order_by(Report.version.desc()).limit(1)
-    )
-    row = (await conn.execute(stmt)).first()
-    if row is None:
-        return None
-    return ReportOut.model_validate(row._mapping).model_dump(mode="json", exclude={"stale_at"})
 
 
 @router.get(
@@ -75,29 +52,18 @@ async def get_report(
     marketplace: Marketplace,
     _: Viewer,
     cache: OptionalCache,
+    session: Session,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="a version")] = None,
 ) -> Response:
     missing = f"no competitive report for {asin} on {marketplace}"
     if version is not None:
-        async with async_engine().connect() as conn:
-            value = await read_report(conn, marketplace, asin, version)
-        if value is None:
+        report = await service.get_report(session, marketplace, asin, version)
+        if report is None:
             raise not_found(f"{missing} at version {version}")
-        return uncached_json(request, {**value, "stale_at": None}, max_age=VERSION_MAX_AGE_S)
+        return uncached_json(request, report.model_dump(mode="json"), max_age=VERSION_MAX_AGE_S)
 
-    async def load() -> dict[str, Any] | None:
-        async with async_engine().connect() as conn:
-            return await read_report(conn, marketplace, asin, None)
-
-    return await cached_read(
-        request,
-        cache,
-        key=report_key(marketplace, asin),
-        loader=load,
-        fresh_s=get_settings().cache.report_fresh_s,
-        kind="report",
-        missing=missing,
-    )
+    read = await service.read_latest_report(cache, marketplace, asin)
+    return cached_json(request, read, max_age=get_settings().cache.report_fresh_s, missing=missing)
 
 
 @router.get(
@@ -119,13 +85,7 @@ async def list_report_versions(
     after = page.after(scope=scope)
     if after is not None and (isinstance(after, bool) or not isinstance(after, int)):
         raise validation_problem(["query", "cursor"], "cursor does not belong to this list")
-    stmt = (
-        select(Report.version, Report.inputs_hash, Report.created_at)
-        .where(Report.marketplace == marketplace, Report.asin == asin, Report.kind == KIND)
-        .order_by(Report.version.desc())
-        .limit(page.fetch_limit)
+    rows = await service.list_report_versions(
+        session, marketplace, asin, before_version=after, limit=page.fetch_limit
     )
-    if after is not None:
-        stmt = stmt.where(Report.version < after)
-    rows = [ReportVersionOut.model_validate(r._mapping) for r in await session.execute(stmt)]
     return uncached_json(request, paginate(rows, page, key=lambda r: r.version, scope=scope))

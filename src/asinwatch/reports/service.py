@@ -7,6 +7,8 @@ JSON files in object storage under ``reports/{marketplace}/{asin}/v{version}.md|
 optional LLM narrative (only when `settings.llm.enabled`; its cost goes to `llm_cost_usd`, and
 the report is complete without it), and the invalidation of the Redis key
 ``report:{marketplace}:{asin}:latest`` after COMMIT. Reports exist for own products only.
+The API's reads: a report (latest or a version), its versions, and the latest read through
+the cache (`read_latest_report`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from asinwatch.config import Settings, get_settings
-from asinwatch.kit.cache import INVALIDATION_CHANNEL
+from asinwatch.kit.cache import INVALIDATION_CHANNEL, Cache
 from asinwatch.kit.cache_invalidation import encode_message
+from asinwatch.kit.db import async_session_scope
+from asinwatch.kit.readthrough import Cached, read_through
 from asinwatch.kit.redis_client import prefixed, sync_redis
 from asinwatch.metrics import repository as metric_repo
 from asinwatch.metrics.service import kpis_of, load_product_history
 from asinwatch.reports import repository as repo
+from asinwatch.reports.api_schemas import ReportOut, ReportVersionOut
 from asinwatch.reports.cache_keys import report_key
 from asinwatch.reports.competitive import (
     ProductSnapshot,
@@ -226,9 +231,10 @@ def invalidate_report(marketplace: str, asin: str) -> bool:
 
 async def get_report(
     session: AsyncSession, marketplace: str, asin: str, version: int | None = None
-) -> Report | None:
+) -> ReportOut | None:
     """The latest report of a product, or a given version; None when there is none."""
-    return await repo.get_report(session, marketplace, asin, version)
+    row = await repo.get_report(session, marketplace, asin, version)
+    return None if row is None else ReportOut.model_validate(row)
 
 
 async def list_report_versions(
@@ -238,8 +244,27 @@ async def list_report_versions(
     *,
     before_version: int | None = None,
     limit: int = 50,
-) -> list[Report]:
+) -> list[ReportVersionOut]:
     """The product's report versions, newest first (page with `before_version`)."""
-    return await repo.list_versions(
+    rows = await repo.list_versions(
         session, marketplace, asin, before_version=before_version, limit=limit
+    )
+    return [ReportVersionOut.model_validate(r) for r in rows]
+
+
+async def read_latest_report(cache: Cache | None, marketplace: str, asin: str) -> Cached[Any]:
+    """The latest report (`ReportOut` as JSON, without ``stale_at``) through the cache under
+    ``report:{marketplace}:{asin}:latest``; None: the product has no report."""
+
+    async def load() -> dict[str, Any] | None:
+        async with async_session_scope() as session:
+            report = await get_report(session, marketplace, asin)
+        return None if report is None else report.model_dump(mode="json", exclude={"stale_at"})
+
+    return await read_through(
+        cache,
+        report_key(marketplace, asin),
+        load,
+        fresh_s=get_settings().cache.report_fresh_s,
+        kind="report",
     )
