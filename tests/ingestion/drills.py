@@ -57,6 +57,7 @@ class DrillResult:
     duplicated: int
     recover_s: float
     detail: str = ""
+    resent: int = 0  # reconciler sweeps that re-sent lost work (worker logs)
 
 
 def wait_until(predicate: Callable[[], Any], what: str, timeout_s: float = 180) -> Any:
@@ -215,7 +216,8 @@ def redis_restart_mid_run(
     sim.simulator.configure(error_rate=0.0, block_rate=0.0, run_duration_s=0.5)
     try:
         with processes() as procs:
-            procs.append(WorkerProcess(log_dir).start(env=env))
+            worker = WorkerProcess(log_dir).start(env=env)
+            procs.append(worker)
             procs.append(Beat(env, log_dir / f"beat-{uuid.uuid4().hex[:6]}.log"))
             run_id = start_run(env, f"drill-redis-{uuid.uuid4().hex[:8]}")
             _mid_run(sim, db_url, run_id)
@@ -223,11 +225,12 @@ def redis_restart_mid_run(
             srv.restart()
             status = wait_until(lambda: run_status(db_url, run_id), "the run to finish", 300)
             recover = time.monotonic() - fault
+            resent = worker.log_text().count("reconciler re-sent lost work")
     finally:
         srv.stop()
         sim.simulator.configure(run_duration_s=0.0)
     lost, dup = data_loss(db_url, asins)
-    return DrillResult("redis restart mid-run", lost, dup, recover, status)
+    return DrillResult("redis restart mid-run", lost, dup, recover, status, resent)
 
 
 def pg_restart_mid_run(
