@@ -290,6 +290,11 @@ def sigkill_before_finalise(sim: SimulatorServer, db_url: str, log_dir: Path) ->
     with processes() as procs:
         first = WorkerProcess(log_dir).start(env=env)
         procs.append(first)
+        # The starting worker's own sweep reads the chain table: let it finish first.
+        wait_until(
+            lambda: re.search(r"ingestion\.recover_stalled\[\S+\] succeeded", first.log_text()),
+            "the worker's start-up sweep",
+        )
         blocker = psycopg.connect(db_url)
         try:
             blocker.execute("LOCK TABLE core.ingest_run_analytics IN ACCESS EXCLUSIVE MODE")
@@ -303,7 +308,9 @@ def sigkill_before_finalise(sim: SimulatorServer, db_url: str, log_dir: Path) ->
             waiting = wait_until(
                 lambda: query(
                     db_url,
-                    "SELECT l.pid FROM pg_locks l WHERE NOT l.granted"
+                    "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE NOT l.granted"
+                    " AND a.query LIKE 'INSERT INTO core.ingest_run_analytics%%'"
                     " AND l.relation = 'core.ingest_run_analytics'::regclass",
                 ),
                 "the finalisation to block",
