@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import psycopg
+import psycopg.errors
 import redis.exceptions
 import structlog
 from kombu.exceptions import OperationalError as BrokerError
@@ -43,8 +44,13 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def is_outage(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    """A lost or refused connection; not a statement timeout or a lock wait that gave up."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+    if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
+        return False
     return isinstance(exc, OUTAGE_ERRORS)
 
 
