@@ -92,7 +92,10 @@ def _run_drills(args: argparse.Namespace, db_url: str, prefix: str) -> list[dict
                     r = drills.beat_failover(logs)
                 else:
                     r = drills.beat_redis_restart(logs)
-                shutil.rmtree(logs, ignore_errors=True)
+                if r.lost or r.duplicated:
+                    print(f"  logs kept in {logs}", flush=True)
+                else:
+                    shutil.rmtree(logs, ignore_errors=True)
                 print(f"  {r.drill} #{i + 1}: lost {r.lost}, duplicated {r.duplicated},"
                       f" recovered in {r.recover_s:.1f}s {r.detail}", flush=True)  # fmt: skip
                 results.append(r)

@@ -66,6 +66,14 @@ class ResilientRedBeatScheduler(RedBeatScheduler):
         self.setup_schedule()
         return True
 
+    def setup_schedule(self) -> None:
+        # Also runs when the scheduler is created: Redis away at that moment must not end
+        # the process; `tick` rebuilds the schedule once Redis answers.
+        try:
+            super().setup_schedule()
+        except _OUTAGE as exc:
+            log.warning("beat: cannot write the schedule yet", error=f"{type(exc).__name__}")
+
     def _ensure_schedule(self) -> None:
         client = get_redis(self.app)
         if not client.exists(self.app.redbeat_conf.schedule_key):
