@@ -13,10 +13,11 @@ from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings.exceptions import SettingsError
 
 from asinwatch import __version__
 from asinwatch.auth.cli import token as _token_command
-from asinwatch.config import get_settings
+from asinwatch.config import get_settings, settings_error_line
 from asinwatch.ingestion.cli import ingest_app
 from asinwatch.simulator.cli import simulate as _simulate_command
 
@@ -102,7 +103,7 @@ def worker(
     from asinwatch.worker.celery_app import celery_app
 
     celery_app.worker_main(
-        ["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", queues, "-E"]
+        [*_quiet(), "worker", "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", queues, "-E"]
     )
 
 
@@ -112,7 +113,12 @@ def beat() -> None:
     _require_redis()
     from asinwatch.worker.celery_app import celery_app
 
-    celery_app.start(["beat", "--loglevel=INFO"])
+    celery_app.start([*_quiet(), "beat", "--loglevel=INFO"])
+
+
+def _quiet() -> list[str]:
+    """No start-up banner when logs are JSON lines (its lines would not be JSON)."""
+    return ["--quiet"] if get_settings().log.json_format else []
 
 
 @app.command()
@@ -239,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     from asinwatch.kit.redis_client import RedisNotConfiguredError
 
     try:
-        get_settings()
+        _configure_logging()
         result = app(args=argv, standalone_mode=False)
         if isinstance(result, int) and result:
             sys.exit(result)
@@ -253,10 +259,8 @@ def main(argv: list[str] | None = None) -> None:
         _exit(exc.format_message().replace("\n", " "), 2)
     except click_exc.ClickException as exc:
         _exit(exc.format_message(), exc.exit_code or 1)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        _exit(f"invalid configuration {where}: {first.get('msg')}", 2)
+    except (ValidationError, SettingsError) as exc:
+        _exit(settings_error_line(exc) or _one_line(exc), 2)
     except (InvalidAsinError, UnknownMarketplaceError, CsvFormatError) as exc:
         _exit(_one_line(exc), 2)
     except (DatabaseNotConfiguredError, RedisNotConfiguredError) as exc:
@@ -268,8 +272,23 @@ def main(argv: list[str] | None = None) -> None:
         _exit(_one_line(exc), 1)
     except KeyboardInterrupt:
         _exit("interrupted", 130)
+    except Exception as exc:  # a bug: its traceback as one masked JSON log line, no locals
+        import structlog
+
+        structlog.get_logger("asinwatch.cli").exception("command failed")
+        _exit(f"internal error ({type(exc).__name__}); see the log line above", 1)
+
+
+def _configure_logging() -> None:
+    """JSON log lines with secrets masked, like the API (raises on invalid settings)."""
+    from asinwatch.observability.logging import configure_logging
+
+    s = get_settings()
+    configure_logging(f"{s.service_name}-cli", s.log.level, s.log.json_format)
 
 
 def _exit(message: str, code: int) -> NoReturn:
-    print(f"asinwatch: error: {message}", file=sys.stderr)
+    from asinwatch.observability.logging import mask_text
+
+    print(f"asinwatch: error: {mask_text(message)}", file=sys.stderr)
     sys.exit(code)

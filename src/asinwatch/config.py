@@ -7,17 +7,45 @@ Secrets are ``SecretStr`` so they never print; production mode refuses default o
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 # A value that works on a laptop and must never reach production: production mode refuses it.
 DEV_JWT_SECRET = "dev-insecure-jwt-secret-change-me-0123456789"
 DEV_WEBHOOK_SECRET = "dev-insecure-webhook-secret"
+
+
+def _list_from_env(value: object) -> object:
+    """A list setting as the environment spells it: a JSON list or comma-separated values."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f'not a JSON list ({exc}); write ["a", "b"] or a,b') from None
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# A list of strings from the environment: ``["a", "b"]`` or ``a,b`` (NoDecode: pydantic-settings
+# leaves the raw string to `_list_from_env` instead of requiring JSON).
+StrList = Annotated[list[str], NoDecode, BeforeValidator(_list_from_env)]
 
 
 class DatabaseSettings(BaseModel):
@@ -87,7 +115,7 @@ class ApifySettings(BaseModel):
 
     token: SecretStr = SecretStr("")
     base_url: str = "https://api.apify.com/v2"
-    allowed_hosts: list[str] = ["api.apify.com"]
+    allowed_hosts: StrList = ["api.apify.com"]
     product_actor: str = "junglee~amazon-crawler"
     reviews_actor: str = "junglee~amazon-reviews-scraper"
     max_reviews_per_asin: int = Field(20, ge=0, le=1000)
@@ -129,11 +157,14 @@ class IngestSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    """JWT as Supabase issues it: HS256 with the project secret, or RS256/ES256 via a JWKS."""
+    """JWT as Supabase issues it: HS256 with the project secret, or RS256/ES256 via a JWKS.
+
+    In production an unset `jwt_secret` is empty (HS* tokens refused), never the dev default.
+    """
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwks_url: str | None = None
-    algorithms: list[str] = ["HS256", "RS256", "ES256"]
+    algorithms: StrList = ["HS256", "RS256", "ES256"]
     issuer: str = "asinwatch-dev"
     audience: str = "authenticated"
     role_claim: str = "app_metadata.role"
@@ -146,7 +177,7 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    cors_origins: list[str] = []
+    cors_origins: StrList = []
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_page_size: int = Field(200, ge=1, le=1000)
     default_page_size: int = Field(50, ge=1, le=1000)
@@ -190,7 +221,7 @@ class AlertSettings(BaseModel):
     webhook_secret: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
     delivery_max_attempts: int = Field(8, ge=1)
     delivery_timeout_s: float = Field(10.0, gt=0)
-    delivery_allowed_hosts: list[str] = []
+    delivery_allowed_hosts: StrList = []
     # Full-jitter exponential backoff between attempts: uniform(0, min(max, base * 2**(n-1))).
     delivery_backoff_base_s: float = Field(15.0, ge=0)
     delivery_backoff_max_s: float = Field(3600.0, ge=0)
@@ -282,10 +313,7 @@ class Settings(BaseSettings):
     def _production_refuses_defaults(self) -> Settings:
         if self.env != "production":
             return self
-        problems: list[str] = []
-        secret = self.auth.jwt_secret.get_secret_value()
-        if not self.auth.jwks_url and (secret == DEV_JWT_SECRET or len(secret) < 32):
-            problems.append("ASINWATCH_AUTH__JWT_SECRET must be set (32+ chars) or a JWKS URL")
+        problems = self._production_auth_problems()
         if self.alerts.webhook_secret.get_secret_value() in ("", DEV_WEBHOOK_SECRET):
             problems.append("ASINWATCH_ALERTS__WEBHOOK_SECRET must be set")
         if not self.apify.token.get_secret_value():
@@ -301,6 +329,32 @@ class Settings(BaseSettings):
             raise ValueError("production mode refuses to start: " + "; ".join(problems))
         return self
 
+    def _production_auth_problems(self) -> list[str]:
+        """Production JWT rules (docs/DESIGN_DECISIONS.md, "Production auth").
+
+        An unset secret is off, not the development default, so HS* tokens are refused when
+        only a JWKS is configured; a secret that is set must be 32+ bytes and not the default.
+        """
+        auth = self.auth
+        if "jwt_secret" not in auth.model_fields_set and (
+            auth.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+        ):
+            self.auth = auth = auth.model_copy(update={"jwt_secret": SecretStr("")})
+        secret = auth.jwt_secret.get_secret_value()
+        hmac_on = bool(secret) and any(a.startswith("HS") for a in auth.algorithms)
+        jwks_on = bool(auth.jwks_url) and any(not a.startswith("HS") for a in auth.algorithms)
+        problems: list[str] = []
+        if secret == DEV_JWT_SECRET:
+            problems.append("ASINWATCH_AUTH__JWT_SECRET is the development default")
+        elif secret and len(secret.encode()) < 32:
+            problems.append("ASINWATCH_AUTH__JWT_SECRET must be at least 32 bytes")
+        elif not hmac_on and not jwks_on:
+            problems.append(
+                "no way to verify tokens: set ASINWATCH_AUTH__JWKS_URL (with an RS/ES "
+                "algorithm) or ASINWATCH_AUTH__JWT_SECRET (32+ bytes, with an HS algorithm)"
+            )
+        return problems
+
     @property
     def broker_url(self) -> str | None:
         return self.broker.url or self.redis.url
@@ -314,6 +368,20 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def settings_error_line(exc: BaseException) -> str | None:
+    """One readable line for a settings failure (None when `exc` is not one)."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        first = errors[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return " ".join(f"invalid configuration {where}: {first.get('msg')}{more}".split())
+    if isinstance(exc, SettingsError):
+        cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+        return " ".join(f"invalid configuration: {exc}{cause}".split())
+    return None
 
 
 def reset_settings_cache() -> None:

@@ -229,7 +229,7 @@ def test_allow_listed_seller_change_is_info_and_no_hijacker() -> None:
     cur = pt(1, 10, buybox_seller_id="OWN2", buybox_seller_name="Acme FBM")
     change = detect_buybox_seller_change([prev], cur, T.buybox_seller_change, ALLOW)
     assert change is not None and change.severity == "info"
-    assert change.title == "Buy-box seller changed: Acme (OWN1) → Acme FBM (OWN2)"
+    assert change.title == "Buy-box seller changed: “Acme” (OWN1) → “Acme FBM” (OWN2)"
     hijack = detect_hijacker(cur, ALLOW, T.hijacker)
     assert hijack is not None and hijack.recovered
 
@@ -241,7 +241,7 @@ def test_hijacker_takes_the_buy_box() -> None:
     assert found["buybox_seller_change"].severity == "warning"
     h = found["hijacker"]
     assert h.severity == "critical" and not h.recovered and h.kind == "condition"
-    assert h.title == "Hijacker on the buy box: Cheap Co (HJ9) at 9.49 USD"
+    assert h.title == "Hijacker on the buy box: “Cheap Co” (HJ9) at 9.49 USD"
     assert h.details["offer_count"] == 3 and h.details["allowlist"] == ["OWN1", "OWN2"]
     json.dumps(h.to_dict())  # Decimal price becomes a float
 
@@ -324,7 +324,7 @@ def test_bsr_move_vs_the_previous_check_by_default() -> None:
     assert worse is not None and worse.severity == "warning"
     assert worse.details["triggers"] == ["worsened_vs_previous"]
     assert worse.details["pct_vs_previous"] == 50.0
-    assert worse.title == "BSR worsened 50% vs the previous check (1000 → 1500) in Kitchen"
+    assert worse.title == "BSR worsened 50% vs the previous check (1000 → 1500) in “Kitchen”"
     better = _bsr([1000], 600)  # -40 %: one previous check is enough
     assert better is not None and better.severity == "info"
     assert better.details["triggers"] == ["improved_vs_previous"]
@@ -340,7 +340,7 @@ def test_bsr_move_vs_the_previous_check_by_default() -> None:
 def test_bsr_move_vs_median_both_ways() -> None:
     worse = _bsr([1000] * 6, 1500, reference="median")  # +50 % vs median 1000
     assert worse is not None and worse.severity == "warning" and worse.details["pct"] == 50.0
-    assert worse.title == "BSR worsened 50% vs median (1000 → 1500) in Kitchen"
+    assert worse.title == "BSR worsened 50% vs median (1000 → 1500) in “Kitchen”"
     better = _bsr([1000] * 6, 600, reference="median")  # -40 %
     assert better is not None and better.severity == "info"
     assert better.details["triggers"] == ["improved_vs_median"]
@@ -351,7 +351,7 @@ def test_bsr_move_vs_median_both_ways() -> None:
 def test_bsr_top_n_and_short_history() -> None:
     entered = _bsr([120], 90, reference="median", top_n=100)
     assert entered is not None and entered.details["triggers"] == ["entered_top_n"]
-    assert entered.title == "Entered the top 100 in Kitchen"
+    assert entered.title == "Entered the top 100 in “Kitchen”"
     left = _bsr([90], 130, reference="median", top_n=100)
     assert (
         left is not None and left.severity == "warning" and "left the top 100" in left.title.lower()

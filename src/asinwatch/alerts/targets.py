@@ -6,23 +6,29 @@ or a self-hosted HTTP endpoint (json://, ntfy://host/topic, gotify://, ...) whos
 user's choice and therefore SSRF-checked like a webhook. E-mail targets have their SMTP host
 checked the same way. Any other Apprise scheme is refused: deny by default.
 
-SSRF rule: a host that is, or resolves to, a loopback / private / link-local / reserved /
-multicast address is refused unless it is in `settings.alerts.delivery_allowed_hosts`; plain
-http (and the insecure Apprise variants) is allowed only for allow-listed hosts. The check runs
-before any connection is opened. (A name could still re-resolve differently at connect time —
-DNS rebinding; pinning the address would need a custom transport and is not done here.)
+SSRF rule: a host that is, or resolves to, an internal address (anything not globally
+reachable, `kit.netguard.is_internal`: loopback, private, shared 100.64/10, link-local,
+site-local, reserved, multicast, and IPv6 forms wrapping such an IPv4) is refused unless it is
+in `settings.alerts.delivery_allowed_hosts`; plain http (and the insecure Apprise variants) is
+allowed only for allow-listed hosts. The check runs before any connection is opened, and the
+senders then connect to the very addresses it checked (netguard's pinning), so a name that
+re-resolves to an internal address at connect time (DNS rebinding) is never followed.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import apprise
+
+from asinwatch.kit import netguard
+from asinwatch.observability.logging import install_apprise_mask
+
+# Apprise names the tokens of targets it cannot parse in its log lines: mask them.
+install_apprise_mask()
 
 ChannelKind = Literal["webhook", "apprise"]
 
@@ -89,55 +95,36 @@ def scrub(text: str, *secrets: str | None) -> str:
     return text
 
 
-def _is_internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_multicast
-        or ip.is_unspecified
-    )
-
-
-def _resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError) as exc:
-        raise InvalidTargetError(f"host {host!r} does not resolve") from exc
-    # Strip any IPv6 scope id ("fe80::1%eth0") before parsing.
-    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-
-
-def check_destination(dest: Destination, allowed_hosts: Iterable[str], resolve: bool) -> None:
+def check_destination(
+    dest: Destination, allowed_hosts: Iterable[str], resolve: bool
+) -> list[netguard.IPAddress] | None:
     """Refuse a destination that breaks the SSRF rule (see the module docstring).
 
     With `resolve=False` (validation at create time) only literal addresses and ``localhost``
-    are judged; `resolve=True` (just before sending) resolves the name and judges every address.
+    are judged; `resolve=True` (just before sending) resolves the name once and judges every
+    address. Returns the checked addresses to connect to (pin), or None when the host is
+    allow-listed or was not resolved.
     """
-    host = dest.host.strip("[]").lower().rstrip(".")
+    host = netguard.normalise_host(dest.host)
     if not host:
         raise InvalidTargetError("target has no host")
-    if host in {h.lower().rstrip(".") for h in allowed_hosts}:
-        return
+    if host in {netguard.normalise_host(h) for h in allowed_hosts}:
+        return None
     if dest.http and not dest.secure:
         raise InvalidTargetError(f"plain http to {host!r} is refused: use https")
     if host == "localhost" or host.endswith(".localhost"):
         raise InvalidTargetError(f"host {host!r} is internal and not allow-listed")
+    literal = netguard.parse_address(host)
+    if literal is None and not resolve:
+        return None
     try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        if not resolve:
-            return
-        addresses = _resolve(host)
-    if not addresses or any(_is_internal(ip) for ip in addresses):
-        raise InvalidTargetError(f"host {host!r} is internal and not allow-listed")
+        return netguard.check_addresses(
+            host, [literal] if literal is not None else netguard.resolve(host)
+        )
+    except netguard.UnresolvableHostError as exc:
+        raise InvalidTargetError(f"host {host!r} does not resolve") from exc
+    except netguard.BlockedAddressError as exc:
+        raise InvalidTargetError(f"host {host!r} is internal and not allow-listed") from exc
 
 
 def webhook_destination(target: str) -> Destination:

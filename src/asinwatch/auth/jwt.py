@@ -5,7 +5,11 @@ the key is chosen by the header's algorithm family, never by the token: HS* toke
 only against the configured project secret, RS*/PS*/ES* tokens only against a public key from
 the JWKS at settings.auth.jwks_url with a matching ``kid`` and key type. ``jku`` / ``x5u`` /
 ``jwk`` headers are ignored (never fetched). ``exp``, ``iss``, ``aud`` and ``sub`` are required;
-``exp`` / ``nbf`` are checked with settings.auth.leeway_s.
+``exp`` / ``nbf`` are checked with settings.auth.leeway_s; ``exp`` / ``nbf`` / ``iat`` must be
+JSON numbers (a numeric string or a boolean is refused). Keys shorter than their algorithm
+needs (HMAC secret under the hash size, RSA under 2048 bits) are refused (PyJWT's
+``enforce_minimum_key_length``). In production an unset HS secret means HS* tokens are
+refused (see config.Settings).
 
 The JWKS is cached for settings.auth.jwks_cache_s and refetched once when a token names an
 unknown ``kid`` (key rotation), but at most once per `min_refresh_interval_s`, so a stream of
@@ -24,6 +28,7 @@ from the JWKS stops being trusted exactly when it would have without the cache.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -62,9 +67,15 @@ ASYMMETRIC_KEY_TYPES: dict[str, str] = {
 }
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 DEFAULT_MIN_REFRESH_INTERVAL_S = 30.0
 DEFAULT_CLAIMS_CACHE_S = 5.0
 DEFAULT_CLAIMS_CACHE_ENTRIES = 2048
+
+
+def _is_json_number(value: object) -> bool:
+    """True for a finite JSON number (bool is an int in Python, but not a JSON number)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class AuthError(ProblemError):
@@ -332,7 +343,7 @@ class JwtVerifier:
                 audience=self._auth.audience,
                 issuer=self._auth.issuer,
                 leeway=self._auth.leeway_s,
-                options={"require": list(REQUIRED_CLAIMS)},
+                options={"require": list(REQUIRED_CLAIMS), "enforce_minimum_key_length": True},
             )
         except jwt.ExpiredSignatureError as exc:
             raise AuthenticationError("token has expired") from exc
@@ -346,8 +357,16 @@ class JwtVerifier:
             raise AuthenticationError(f"token lacks the {exc.claim!r} claim") from exc
         except jwt.InvalidSignatureError as exc:
             raise AuthenticationError("token signature does not verify") from exc
+        except jwt.InvalidKeyError as exc:
+            log.warning("jwt_key_too_short", alg=alg, error=str(exc))
+            raise AuthenticationError("invalid token") from exc
         except jwt.PyJWTError as exc:
             raise AuthenticationError("invalid token") from exc
+        for name in NUMERIC_DATE_CLAIMS:
+            # PyJWT takes int(value), so "9999999999" or true would pass; RFC 7519 §2 says
+            # NumericDate is a JSON number.
+            if name in claims and not _is_json_number(claims[name]):
+                raise AuthenticationError(f"token claim {name!r} must be a JSON number")
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise AuthenticationError("token subject is empty")
         self.claims_cache.put(token, claims, generation)

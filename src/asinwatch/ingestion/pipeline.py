@@ -7,7 +7,12 @@ Exactly-once effects on top of at-least-once delivery (acks_late + reject_on_wor
   batch is parked as dead (dead letter + alert) instead of being tried forever;
 - promoted -> no-op; fetched -> promote from staging without calling upstream; otherwise
   fetch again (staging replaces the batch's earlier staged rows);
-- staging and promotion are each one transaction guarded by SELECT ... FOR UPDATE.
+- staging and promotion are each one transaction guarded by SELECT ... FOR UPDATE;
+- no exception escapes a delivery with the batch left open: whatever fetching, staging or
+  promotion raises ends the batch `failed` (a retry) or `dead` (a dead letter) with the reason.
+  Failures a retry cannot fix (`is_permanent`: refused input, data errors such as a value a
+  column refuses, deterministic bugs) are parked at once, so they never pay for another
+  actor run. Bad items themselves never get here: normalisation quarantines them one by one.
 
 A short database or broker outage is retried with backoff where it hits (kit/outage.py)
 before the attempt counts as failed. While fetching, a heartbeat renews the batch's slot
@@ -27,13 +32,16 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
+import psycopg
 import redis.asyncio as aioredis
+import sqlalchemy.exc
 import structlog
 
 from asinwatch.config import Settings, get_settings
 from asinwatch.ingestion import chain_progress, flows, repository
 from asinwatch.ingestion.promotion import PromotionResult, promote_batch
 from asinwatch.ingestion.ratelimit import AdaptiveRateLimiter, BatchSlots, LimiterConfig
+from asinwatch.ingestion.rawjson import jsonb_safe_text
 from asinwatch.ingestion.repository import BatchClaim
 from asinwatch.ingestion.sources import (
     ApifyBudgetExceededError,
@@ -56,6 +64,22 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     ApifyClientError,
     ApifyBudgetExceededError,
 )
+# Deterministic failures: the same data (or code) fails the same way on every attempt.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.DataError,  # e.g. numeric out of range, invalid text for the type
+    sqlalchemy.exc.DataError,
+    ValueError,  # includes UnicodeError and json errors
+    TypeError,
+    ArithmeticError,  # OverflowError from date arithmetic, decimal errors
+    RecursionError,
+    LookupError,
+    AttributeError,
+)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True when retrying (and paying for another actor run) cannot help."""
+    return isinstance(exc, PERMANENT_ERRORS + DATA_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +195,13 @@ def _park(claim: BatchClaim, task_name: str, error: str, cost: Decimal) -> Batch
 
 
 def _failed(claim: BatchClaim, task_name: str, exc: BaseException, s: Settings) -> BatchOutcome:
-    error = f"{type(exc).__name__}: {exc}"[:2000]
-    cost = Decimal(str(getattr(exc, "cost_usd", 0) or 0))
-    if isinstance(exc, PERMANENT_ERRORS):
+    # The text may quote upstream data: it must be storable (no NUL, no lone surrogate).
+    error = jsonb_safe_text(f"{type(exc).__name__}: {exc}")[:2000]
+    try:
+        cost = Decimal(str(getattr(exc, "cost_usd", 0) or 0))
+    except ArithmeticError:
+        cost = Decimal(0)
+    if is_permanent(exc):
         return _park(claim, task_name, error, cost)
     if claim.attempts >= s.broker.task_max_attempts:
         return _park(claim, task_name, f"attempts exhausted ({claim.attempts}): {error}", cost)
@@ -212,7 +240,11 @@ def run_batch(run_id: uuid.UUID, batch_no: int, task_name: str) -> BatchOutcome:
             why = f"attempts exhausted ({claim.attempts}); last error: {claim.last_error}"
             outcome = _park(claim, task_name, why, Decimal(0))
         else:
-            outcome = _fetch_and_promote(claim, task_name, s)
+            try:
+                outcome = _fetch_and_promote(claim, task_name, s)
+            except Exception as exc:  # staging or anything unforeseen: never leave it open
+                log.exception("batch processing failed")
+                outcome = _failed(claim, task_name, exc, s)
     if outcome.status in ("promoted", "dead"):
         finish_run(run_id)
     return outcome

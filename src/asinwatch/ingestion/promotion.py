@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import psycopg
@@ -147,11 +148,11 @@ def load_staged(
     conn: psycopg.Connection[Any], run_id: uuid.UUID, batch_no: int
 ) -> list[StagedItem]:
     cur = conn.execute(
-        "SELECT id, kind, payload, observed_at FROM staging_raw.raw_events"
+        "SELECT id, kind, payload, observed_at, received_at FROM staging_raw.raw_events"
         " WHERE run_id = %s AND batch_no = %s ORDER BY id",
         (run_id, batch_no),
     )
-    return [StagedItem(r[0], r[1], r[2], r[3]) for r in cur.fetchall()]
+    return [StagedItem(r[0], r[1], r[2], r[3], r[4]) for r in cur.fetchall()]
 
 
 def write_plan(
@@ -217,7 +218,12 @@ def promote_batch(
     if status == "dead" and not items:
         return None
     plan = plan_promotion(
-        items, marketplace=marketplace, batch_asins=asins, run_id=run_id, run_kind=kind
+        items,
+        marketplace=marketplace,
+        batch_asins=asins,
+        run_id=run_id,
+        run_kind=kind,
+        now=datetime.now(UTC),
     )
     first_time = status != "promoted"
     write_plan(conn, plan, marketplace=marketplace, bump_invalid=first_time, bulk=bulk)

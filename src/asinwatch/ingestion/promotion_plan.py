@@ -5,7 +5,10 @@ produce the same rows from the same staged items. Rules:
 - the daily metric's date is the observation's date in the marketplace's time zone;
 - an observation belongs to the tracked ASIN we asked for (normalise decides);
 - a second valid item for the same ASIN in a batch is quarantined as a duplicate;
-- quarantined items never become metrics; every staged item ends promoted or quarantined.
+- quarantined items never become metrics; every staged item ends promoted or quarantined;
+- times are bounded by when the item was received (`StagedItem.received_at`, else `now`), so a
+  replay judges an item exactly as its first promotion did; a product's "last seen" only moves
+  to a time inside that window (a year-9999 item must not freeze it).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from asinwatch.catalog.marketplaces import get_marketplace
 from asinwatch.ingestion.normalise import (
     DUPLICATE,
     canonical_json,
+    is_sane_time,
     normalise_product,
     normalise_review,
 )
@@ -56,6 +60,7 @@ class StagedItem:
     kind: str  # "product" | "review"
     payload: Any
     observed_at: datetime
+    received_at: datetime | None = None  # when staging stored it: the bound on "future"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,11 @@ def content_of(record: ProductRecord) -> dict[str, Any]:
 def content_fingerprint(record: ProductRecord) -> str:
     parts = {k: record.fingerprints.get(k, "") for k in FP_FIELDS}
     return hashlib.sha256(canonical_json(parts).encode()).hexdigest()
+
+
+def _sane(item: StagedItem, now: datetime | None) -> bool:
+    """The item's observation time is one a product's "last seen" may move to."""
+    return is_sane_time(item.observed_at, item.received_at or now)
 
 
 def metric_row(record: ProductRecord, run_id: uuid.UUID) -> tuple[Any, ...]:
@@ -163,8 +173,12 @@ def plan_promotion(
     batch_asins: Sequence[str],
     run_id: uuid.UUID,
     run_kind: str,
+    now: datetime | None = None,
 ) -> PromotionPlan:
-    """Every row a batch's promotion writes, and its per-ASIN outcome."""
+    """Every row a batch's promotion writes, and its per-ASIN outcome.
+
+    `now` bounds future times for items staged without `received_at`.
+    """
     plan = PromotionPlan()
     requested = frozenset(batch_asins)
     valid: dict[str, ProductRecord] = {}
@@ -185,6 +199,7 @@ def plan_promotion(
                 marketplace=marketplace,
                 requested=requested,
                 observed_at=item.observed_at,
+                now=item.received_at or now,
             )
             if isinstance(result_r, Quarantined):
                 quarantine(item.id, result_r, run_kind == "reviews")
@@ -197,7 +212,11 @@ def plan_promotion(
                 plan.events.append((item.id, "promoted", None))
             continue
         result = normalise_product(
-            item.payload, marketplace=marketplace, requested=requested, observed_at=item.observed_at
+            item.payload,
+            marketplace=marketplace,
+            requested=requested,
+            observed_at=item.observed_at,
+            now=item.received_at or now,
         )
         if isinstance(result, Quarantined):
             quarantine(item.id, result, True)
@@ -225,7 +244,9 @@ def plan_promotion(
         return plan
 
     observed_by_asin = {a: r.observed_at for a, r in valid.items()}
-    fallback = max((i.observed_at for i in items if i.kind == "product"), default=None)
+    fallback = max(
+        (i.observed_at for i in items if i.kind == "product" and _sane(i, now)), default=None
+    )
     n_valid = n_quarantined = n_failed = 0
     for asin in batch_asins:
         record = valid.get(asin)

@@ -3,8 +3,11 @@
 A batch is staged in ONE transaction together with its move to `fetched`: the batch's earlier
 staged rows (a previous attempt killed before promotion) are deleted and the new ones copied
 in, so a re-fetch replaces rather than duplicates (unique run_id, batch_no, kind, hash).
-Items are kept exactly as received, with the observation time of the upstream run, so that
-promotion and any later replay re-normalise them and land on the day they were seen.
+Items are kept as received, with the observation time of the upstream run, so that
+promotion and any later replay re-normalise them and land on the day they were seen; only
+what PostgreSQL jsonb cannot hold is changed first (rawjson.sanitise_raw: NUL and lone
+surrogates removed, NaN as a string, strings and nesting depth bounded), so one hostile
+item can never make the batch's COPY fail.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from asinwatch.catalog.marketplaces import is_asin
-from asinwatch.ingestion.normalise import asin_from_url, content_hash
+from asinwatch.ingestion.normalise import asin_from_url, content_hash, is_sane_time
+from asinwatch.ingestion.rawjson import sanitise_raw
 from asinwatch.ingestion.records import FetchResult
 from asinwatch.ingestion.repository import raw_connection
 
@@ -73,8 +77,9 @@ def raw_rows(
     seen: set[str] = set()
     rows: list[tuple[Any, ...]] = []
     for item in result.raw_items:
-        # Kept as received, even when it is not an object: normalisation quarantines that.
-        body = item
+        # Kept as received (made jsonb-safe), even when it is not an object: normalisation
+        # quarantines that.
+        body = sanitise_raw(item).value
         digest = content_hash(body)
         if digest in seen:
             continue
@@ -141,7 +146,13 @@ def stage_batch(
         rows += raw_rows(fetch, run_id=run_id, batch_no=batch_no, marketplace=marketplace)
     copy_raw_rows(session, rows)
     cost = sum((f.result.cost_usd for f in fetches), Decimal(0))
-    observed: datetime | None = max((f.result.observed_at for f in fetches), default=None)
+    # The batch's observation time feeds the after-run analytics: only a sane one is kept
+    # (the items keep theirs, and normalisation quarantines them with the reason).
+    now = datetime.now(UTC)
+    observed: datetime | None = max(
+        (f.result.observed_at for f in fetches if is_sane_time(f.result.observed_at, now)),
+        default=None,
+    )
     upstream_ids = [u for f in fetches for u in f.result.upstream_run_ids]
     session.execute(
         text(

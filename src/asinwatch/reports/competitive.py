@@ -13,12 +13,14 @@ ranks are in different categories: ranks of different categories are not compara
 from __future__ import annotations
 
 import hashlib
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+from asinwatch.kit import escaping
 from asinwatch.metrics.kpis import ProductKpis, to_jsonable
 from asinwatch.recommendations.rules import canonical_json
 
@@ -290,15 +292,22 @@ def _money(value: Any, currency: Any) -> str:
     return f"{value:.2f}" + (f" {currency}" if currency else "")
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _cell(text: object) -> str:
+    """Upstream text made inert for Markdown (one line, no links, images, HTML or markup)."""
+    return escaping.markdown(text)
+
+
+def render_narrative(text: str) -> str:
+    """The LLM narrative as Markdown paragraphs, each escaped like upstream text."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text.replace("\r", "\n")) if p.strip()]
+    return "\n\n".join(_cell(p) for p in paragraphs)
 
 
 def render_markdown(body: dict[str, Any]) -> str:
     """A readable Markdown report: our product, a summary, then one table per competitor."""
     own = body["own"]
     summary = body["summary"]
-    lines = [f"# Competitive report: {own['asin']}", ""]
+    lines = [f"# Competitive report: {_cell(own['asin'])}", ""]
     where = f" in {_cell(own['bsr_category'])}" if own["bsr_category"] else ""
     if own.get("title"):
         lines += [f"**{_cell(own['title'])}**", ""]
@@ -328,7 +337,7 @@ def render_markdown(body: dict[str, Any]) -> str:
         )
         lines += [
             "",
-            f"## vs {row['asin']}{name}",
+            f"## vs {_cell(row['asin'])}{name}",
             "",
             "| Metric | Ours | Competitor | Gap (ours - theirs) |",
             "|---|---|---|---|",

@@ -34,6 +34,7 @@ from asinwatch.reports import repository as repo
 from asinwatch.reports.competitive import (
     ProductSnapshot,
     build_competitive_report,
+    render_narrative,
     snapshot_from_kpis,
 )
 from asinwatch.reports.models import Report
@@ -149,7 +150,7 @@ def generate_competitive_report(
         text, cost, reason = narrative.text, narrative.cost_usd, narrative.reason
     markdown = report.markdown
     if text:
-        markdown += f"\n## Narrative\n\n{text.strip()}\n"
+        markdown += f"\n## Narrative\n\n{render_narrative(text)}\n"
     target = store or object_store(s)
     md_uri = target.put(
         object_key(marketplace, asin, version, "md"),

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from asinwatch.simulator.engine import TERMINAL_STATUSES, Run, SimInputError, Simulator
+from asinwatch.simulator.hostile import dump_json
 from asinwatch.simulator.randomness import unit
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -38,6 +39,7 @@ _CONFIG_KEYS = {
     "price_per_product_usd": float,
     "price_per_review_usd": float,
     "start_cost_usd": float,
+    "hostile": dict,  # {asin: kind}, kinds in hostile.HOSTILE_KINDS
 }
 
 
@@ -86,9 +88,12 @@ def _csv(params: dict[str, str], name: str) -> list[str]:
 
 
 def items_response(
-    items: list[dict[str, Any]], params: dict[str, str], status: int = 200
+    items: list[dict[str, Any]], params: dict[str, str], status: int = 200, *, lax: bool = False
 ) -> Response:
-    """A page of items with Apify's pagination headers (limit applies before skipping empties)."""
+    """A page of items with Apify's pagination headers (limit applies before skipping empties).
+
+    `lax` (hostile items configured) writes the page with `hostile.dump_json`.
+    """
     fmt = params.get("format", "json")
     if fmt != "json":
         raise SimInputError(f"Format '{fmt}' is not supported by the simulator (only json)")
@@ -120,6 +125,8 @@ def items_response(
         "X-Apify-Pagination-Total": str(len(items)),
         "X-Apify-Pagination-Desc": "true" if desc else "false",
     }
+    if lax:
+        return Response(dump_json(page), status, headers, media_type="application/json")
     return JSONResponse(page, status_code=status, headers=headers)
 
 
@@ -234,7 +241,7 @@ def create_app(sim: Simulator) -> Starlette:
             )
         if status != "SUCCEEDED":
             return apify_error(400, "run-failed", f"Actor run {run.id} finished with {status}")
-        return items_response(sim.items(run), params, status=201)
+        return items_response(sim.items(run), params, status=201, lax=bool(sim.config.hostile))
 
     async def get_run(request: Request) -> Response:
         run = run_or_404(request.path_params["run_id"])
@@ -252,11 +259,15 @@ def create_app(sim: Simulator) -> Starlette:
         run = sim.run_for_dataset(request.path_params["dataset_id"])
         if run is None:
             return apify_error(404, "record-not-found", "Dataset was not found")
-        return items_response(sim.items(run), dict(request.query_params))
+        return items_response(
+            sim.items(run), dict(request.query_params), lax=bool(sim.config.hostile)
+        )
 
     async def run_dataset_items(request: Request) -> Response:
         run = run_or_404(request.path_params["run_id"])
-        return items_response(sim.items(run), dict(request.query_params))
+        return items_response(
+            sim.items(run), dict(request.query_params), lax=bool(sim.config.hostile)
+        )
 
     async def get_dataset(request: Request) -> Response:
         run = sim.run_for_dataset(request.path_params["dataset_id"])
@@ -327,7 +338,13 @@ def create_app(sim: Simulator) -> Starlette:
         return JSONResponse({k: getattr(cfg, k) for k in ("seed", *_CONFIG_KEYS)})
 
     async def sim_stats(request: Request) -> Response:
-        return JSONResponse({"requests": sim.request_count, "runs": sim.run_count})
+        return JSONResponse(
+            {
+                "requests": sim.request_count,
+                "runs": sim.run_count,
+                "runs_by_actor": sim.runs_by_actor(),
+            }
+        )
 
     async def sim_track(request: Request) -> Response:
         body = await read_json(request)

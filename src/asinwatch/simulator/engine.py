@@ -12,7 +12,7 @@ import math
 import re
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +21,7 @@ from typing import Any
 from asinwatch.catalog.marketplaces import MARKETPLACES, is_asin
 from asinwatch.config import SimulatorSettings
 from asinwatch.simulator.clock import SimClock
+from asinwatch.simulator.hostile import HOSTILE_KINDS, hostile_item, hostile_reviews
 from asinwatch.simulator.items import (
     BLOCK_KINDS,
     bad_review_item,
@@ -96,6 +97,8 @@ class SimConfig:
     max_runs: int = 2000  # runs kept in memory (oldest forgotten first)
     timeline_cache: int = 6000  # listings whose history stays computed (~6 KB per 100 days)
     max_block_events: int = 200_000
+    # ASIN -> one of hostile.HOSTILE_KINDS: that listing's item carries one odd value.
+    hostile: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, s: SimulatorSettings, **overrides: Any) -> SimConfig:
@@ -163,6 +166,7 @@ class Simulator:
         self._block_events: deque[SimEvent] = deque(maxlen=self.config.max_block_events)
         self._tracked: set[tuple[str, str]] = set()
         self._run_seq = 0
+        self._runs_by_actor: Counter[str] = Counter()
         self._request_seq = 0
         self.requests: deque[tuple[str, str]] = deque(maxlen=10_000)
 
@@ -174,6 +178,9 @@ class Simulator:
             for key in ("seed", "epoch", "dead_rate", "timeline_cache"):
                 if key in changes:
                     raise ValueError(f"{key} cannot change on a running simulator")
+            unknown = set(changes.get("hostile", {}).values()) - set(HOSTILE_KINDS)
+            if unknown:
+                raise ValueError(f"unknown hostile kinds: {sorted(unknown)}")
             self.config = replace(self.config, **changes)
             return self.config
 
@@ -185,6 +192,11 @@ class Simulator:
     @property
     def run_count(self) -> int:
         return self._run_seq
+
+    def runs_by_actor(self) -> dict[str, int]:
+        """How many runs each actor ("owner~name") was started for (each one is billed)."""
+        with self._lock:
+            return dict(self._runs_by_actor)
 
     def note_request(self, method: str, path: str) -> int:
         with self._lock:
@@ -234,6 +246,7 @@ class Simulator:
         with self._lock:
             seq = self._run_seq
             self._run_seq += 1
+            self._runs_by_actor[actor.name] += 1
             started = self.clock.now()
             run = Run(
                 id=apify_id(cfg.seed, "run", seq),
@@ -356,16 +369,22 @@ class Simulator:
             if not p.listed:
                 continue
             block = run.block_indexes.get(i)
+            hostile = self.config.hostile.get(asin)
             if run.actor.kind == "products":
                 v = m.view(mp, asin, run.day)
                 if block:
                     out.append(block_item(m, p, v, url, block, (run.seq, i)))
                 else:
-                    out.append(product_item(m, p, v, url, max_offers=run.max_offers))
+                    good = product_item(m, p, v, url, max_offers=run.max_offers)
+                    if hostile:
+                        good = hostile_item(m, p, v, url, hostile, good, (run.seq, i))
+                    out.append(good)
             else:
                 reviews = review_items(m, p, run.day, run.max_reviews, url)
                 if block and reviews:
                     reviews[0] = bad_review_item(p, url)
+                if hostile:
+                    reviews = hostile_reviews(reviews, hostile)
                 out.extend(reviews)
         return out
 

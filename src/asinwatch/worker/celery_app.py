@@ -8,12 +8,15 @@ count their own attempts and park poison work as a dead letter.
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from celery.schedules import crontab
 
 from asinwatch.config import Settings, get_settings
+from asinwatch.observability.logging import configure_logging
 
 # Modules holding tasks; each domain adds its own `tasks` module here.
 TASK_MODULES = [
@@ -105,6 +108,15 @@ def create_celery(settings: Settings | None = None) -> Celery:
         beat_max_loop_interval=s.recovery.beat_loop_s,
     )
     return app
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    """Worker and beat log like the API: JSON lines, secrets masked (a receiver on this
+    signal stops Celery from installing its own handlers)."""
+    s = get_settings()
+    role = "beat" if "beat" in sys.argv[1:] else "worker"
+    configure_logging(f"{s.service_name}-{role}", s.log.level, s.log.json_format)
 
 
 celery_app = create_celery()

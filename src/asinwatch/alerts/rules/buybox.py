@@ -11,13 +11,16 @@ from asinwatch.alerts.rules.thresholds import (
     BuyboxSellerChangeThresholds,
     HijackerThresholds,
 )
+from asinwatch.kit import escaping
 from asinwatch.metrics.series import MetricPoint
 
 
 def _who(seller_id: str | None, name: str | None) -> str:
+    """A seller as the alert title names it: the (upstream) name quoted, on one line."""
     if seller_id is None:
         return "nobody"
-    return f"{name} ({seller_id})" if name else seller_id
+    sid = escaping.plain(seller_id)
+    return f"{escaping.quote(escaping.plain(name))} ({sid})" if name else escaping.quote(sid)
 
 
 def detect_buybox_seller_change(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from asinwatch.alerts.rules.base import Finding, Severity, ge, r2, recovery, rolling_baseline
 from asinwatch.alerts.rules.thresholds import BSR_MOVE, BsrMoveThresholds
+from asinwatch.kit import escaping
 from asinwatch.metrics.series import MetricPoint
 
 
@@ -86,7 +87,9 @@ def detect_bsr_move(
         parts.append(f"entered the top {params.top_n}")
     if "left_top_n" in triggers:
         parts.append(f"left the top {params.top_n}")
-    where = f" in {current.bsr_category}" if current.bsr_category else ""
+    # The category name comes from upstream: one line, quoted.
+    category = escaping.quote(escaping.plain(current.bsr_category))
+    where = f" in {category}" if current.bsr_category else ""
     title = "; ".join(parts) + where
     title = title[0].upper() + title[1:]
     worse = "worsened" in (moved, moved_prev)

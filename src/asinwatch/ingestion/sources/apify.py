@@ -7,6 +7,9 @@ page the dataset (`clean=true`), normalise. A run that outlives `run_timeout_s` 
 ApifyBudgetExceededError with what it cost. 429, 5xx and transport errors are retried with
 exponential backoff and full jitter (tenacity); other 4xx raise a typed error at once.
 The token only travels in the Authorization header and is masked in every error and log line.
+Hosts must be in settings.apify.allowed_hosts; an allow-listed name must also resolve to
+external addresses only, and each request connects to the address that was checked
+(kit.netguard); an allow-listed address literal (the simulator's 127.0.0.1) is used as is.
 Why httpx rather than apify-client: docs/decisions/apify-client.md.
 """
 
@@ -42,6 +45,7 @@ from asinwatch.catalog.marketplaces import (
 )
 from asinwatch.config import ApifySettings, get_settings
 from asinwatch.ingestion.normalise import normalise_products, normalise_reviews
+from asinwatch.ingestion.rawjson import loads_bounded
 from asinwatch.ingestion.records import FetchResult
 from asinwatch.ingestion.sources.base import BeforeRequestHook, RateLimitedHook
 from asinwatch.ingestion.sources.errors import (
@@ -58,6 +62,7 @@ from asinwatch.ingestion.sources.errors import (
     DisallowedHostError,
     InvalidBatchError,
 )
+from asinwatch.kit import netguard
 from asinwatch.observability.logging import MASK, mask_text
 from asinwatch.observability.metrics import (
     UPSTREAM_COST_USD,
@@ -105,6 +110,18 @@ def check_allowed_url(url: str, allowed_hosts: Sequence[str]) -> None:
         raise DisallowedHostError(f"refused {parts.scheme or '?'}:// to {host!r}: https only")
 
 
+def guarded_transport(allowed_hosts: Sequence[str]) -> netguard.AsyncGuardedTransport:
+    """The adapter's transport: an allow-listed *name* must resolve to external addresses
+    only, and the request goes to the address that was checked (no DNS rebinding); an
+    allow-listed address literal or ``localhost`` (the simulator) is reached as it is."""
+    literal = [
+        h
+        for h in allowed_hosts
+        if netguard.parse_address(h) is not None or netguard.normalise_host(h) == "localhost"
+    ]
+    return netguard.AsyncGuardedTransport(trusted_hosts=literal)
+
+
 def _cost(run: dict[str, Any]) -> Decimal:
     try:
         return Decimal(str(run.get("usageTotalUsd") or 0))
@@ -147,7 +164,10 @@ class ApifySource:
         self._token = self.settings.token.get_secret_value()
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(
-            timeout=self.settings.request_timeout_s, follow_redirects=False, trust_env=False
+            transport=guarded_transport(self.settings.allowed_hosts),
+            timeout=self.settings.request_timeout_s,
+            follow_redirects=False,
+            trust_env=False,
         )
         self._before_request = before_request
         self._on_rate_limited = on_rate_limited
@@ -182,7 +202,11 @@ class ApifySource:
         }
         run = await self.run_actor(self.settings.product_actor, run_input, max_items=len(wanted))
         norm = normalise_products(
-            run.items, marketplace=domain, requested=wanted, observed_at=run.started_at
+            run.items,
+            marketplace=domain,
+            requested=wanted,
+            observed_at=run.started_at,
+            now=datetime.now(UTC),
         )
         return FetchResult(
             raw_items=run.items,
@@ -209,7 +233,11 @@ class ApifySource:
             self.settings.reviews_actor, run_input, max_items=per_asin * len(wanted)
         )
         norm = normalise_reviews(
-            run.items, marketplace=domain, requested=wanted, observed_at=run.started_at
+            run.items,
+            marketplace=domain,
+            requested=wanted,
+            observed_at=run.started_at,
+            now=datetime.now(UTC),
         )
         return FetchResult(
             raw_items=run.items,
@@ -383,7 +411,8 @@ class ApifySource:
 
     def _json(self, resp: httpx.Response, endpoint: str) -> Any:
         try:
-            return resp.json()
+            # Depth-bounded: one absurdly nested item must not make the whole page unreadable.
+            return loads_bounded(resp.content)
         except ValueError:
             raise ApifyError(
                 "upstream answered with a body that is not JSON",
@@ -447,6 +476,9 @@ class ApifySource:
                 timeout=self.settings.request_timeout_s + extra_timeout,
                 follow_redirects=False,
             )
+        except netguard.BlockedAddressError as exc:
+            UPSTREAM_REQUESTS.labels(endpoint, "refused").inc()
+            raise DisallowedHostError(f"refused outbound request: {exc}") from None
         except httpx.TransportError as exc:
             UPSTREAM_REQUESTS.labels(endpoint, "transport_error").inc()
             raise ApifyTransportError(
