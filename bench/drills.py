@@ -92,7 +92,7 @@ def _run_drills(args: argparse.Namespace, db_url: str, prefix: str) -> list[dict
                     r = drills.beat_failover(logs)
                 else:
                     r = drills.beat_redis_restart(logs)
-                if r.lost or r.duplicated:
+                if r.lost or r.duplicated or os.environ.get("ASINWATCH_BENCH_KEEP_LOGS"):
                     print(f"  logs kept in {logs}", flush=True)
                 else:
                     shutil.rmtree(logs, ignore_errors=True)
@@ -138,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
             "ASINWATCH_DATABASE__URL": db_url,
             "ASINWATCH_REDIS__URL": REDIS_URL,
             "ASINWATCH_REDIS__KEY_PREFIX": prefix,
-            "ASINWATCH_LOG__LEVEL": "WARNING",
             "ASINWATCH_DATA_DIR": f"/tmp/asinwatch-bench-{db_name}",
         }
     )

@@ -101,6 +101,8 @@ def create_celery(settings: Settings | None = None) -> Celery:
         enable_utc=True,
         beat_schedule=beat_schedule(s),
         beat_scheduler="asinwatch.worker.beat.ResilientRedBeatScheduler",
+        # Reconnects after a broker restart with tasks in flight (worker/consumer.py).
+        worker_consumer="asinwatch.worker.consumer:ResilientConsumer",
         redbeat_redis_url=s.redis.url,
         redbeat_key_prefix=s.redis.key_prefix + "redbeat:",
         # A standby beat takes over within lock timeout + one tick of the first one dying.
