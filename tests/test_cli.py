@@ -119,7 +119,7 @@ def test_version_and_migrate(capsys: pytest.CaptureFixture[str], db_url: str) ->
     code, out, _ = run(capsys, "version")
     assert code == 0 and out.strip() == "0.1.0"
     code, out, _ = run(capsys, "migrate")
-    assert code == 0 and "database at 0001" in out
+    assert code == 0 and "database at 0002" in out
 
 
 def test_help_needs_no_database(

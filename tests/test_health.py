@@ -19,7 +19,7 @@ async def test_all_ready(db_url: str, redis_url: str) -> None:
     assert resp.status_code == 200
     body = resp.json()
     assert body["status"] == "ok"
-    assert body["schema"] == {"current": "0001", "head": "0001", "up_to_date": True}
+    assert body["schema"] == {"current": "0002", "head": "0002", "up_to_date": True}
     for dep in ("database", "redis", "broker"):
         assert body["dependencies"][dep]["ready"] is True
 

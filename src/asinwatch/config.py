@@ -75,6 +75,41 @@ class BrokerSettings(BaseModel):
     task_max_attempts: int = Field(5, ge=1, le=50)
 
 
+class RecoverySettings(BaseModel):
+    """Self-healing of runs and the scheduler: the database, not the broker, says what is left."""
+
+    reconcile_interval_s: int = Field(
+        30, ge=5, le=3600, description="How often beat runs the reconciler (seconds)."
+    )
+    stale_after_s: int = Field(
+        60,
+        ge=5,
+        description="A non-final batch no live worker holds, with no heartbeat or message sent"
+        " for this long, is lost and re-enqueued; an analytics step sent this long ago and"
+        " not started is re-sent.",
+    )
+    heartbeat_s: float = Field(
+        5.0, gt=0, description="A batch's worker renews its heartbeat and batch slot this often."
+    )
+    slot_lease_s: float = Field(
+        20.0,
+        gt=0,
+        description="A batch slot not renewed for this long belongs to a dead worker and is free.",
+    )
+    outage_retry_s: float = Field(
+        90.0,
+        ge=0,
+        description="A database or broker outage inside a task is retried with backoff this long"
+        " before the attempt is given up.",
+    )
+    beat_lock_timeout_s: int = Field(
+        20, ge=5, description="Beat lock TTL: a standby beat takes over this soon after a crash."
+    )
+    beat_loop_s: int = Field(
+        5, ge=1, description="Longest beat sleep between ticks (lock renewal, schedule check)."
+    )
+
+
 class ApifySettings(BaseModel):
     """The Apify API v2 and the actors used for product details and reviews."""
 
@@ -340,6 +375,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
     broker: BrokerSettings = BrokerSettings()
+    recovery: RecoverySettings = RecoverySettings()
     apify: ApifySettings = ApifySettings()
     ingest: IngestSettings = IngestSettings()
     auth: AuthSettings = AuthSettings()

@@ -49,13 +49,15 @@ class WorkerProcess:
         self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, concurrency: int = 2, timeout_s: float = 60) -> WorkerProcess:
+    def start(
+        self, concurrency: int = 2, timeout_s: float = 60, env: dict[str, str] | None = None
+    ) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "asinwatch", "worker", "--concurrency", str(concurrency)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=dict(os.environ),
+            env=dict(os.environ) if env is None else env,
             start_new_session=True,  # its own process group: the pool children die with it
         )
         log.close()

@@ -31,6 +31,7 @@ def test_health_sample_interval_overrides_the_crontab() -> None:
 
 def test_only_one_beat_is_ever_active_by_configuration() -> None:
     conf = create_celery(Settings()).conf
-    assert conf.beat_scheduler == "redbeat.RedBeatScheduler"
+    assert conf.beat_scheduler == "asinwatch.worker.beat.ResilientRedBeatScheduler"
+    assert conf.redbeat_lock_timeout <= 30  # a standby takes over within 30 s
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1

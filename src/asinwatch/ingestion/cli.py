@@ -1,4 +1,4 @@
-"""`asinwatch ingest ...`: start runs (with a progress bar), list them, replay, dead letters.
+"""`asinwatch ingest ...`: start runs (with a progress bar), list, resume, replay, dead letters.
 
 Every expected failure is raised as `kit.cli_errors.CliError` (one line, non-zero exit). The
 top-level `asinwatch` command registers `ingest_app`; this module never imports it.
@@ -20,6 +20,10 @@ from asinwatch.kit.cli_errors import CliError
 
 if TYPE_CHECKING:
     from asinwatch.auth.roles import Role
+
+if TYPE_CHECKING:  # imported lazily at run time, so `--help` needs no database driver
+    from asinwatch.ingestion.models import IngestRun
+    from asinwatch.ingestion.repository import RunActivity
 
 ingest_app = typer.Typer(help="Ingestion runs: start, watch, list, replay.", no_args_is_help=True)
 
@@ -83,7 +87,11 @@ def run_cmd(
     ] = None,
     kind: Annotated[str, typer.Option(help="product_details or reviews")] = "product_details",
     job_id: Annotated[
-        str | None, typer.Option("--job-id", help="Idempotency id: the same id never runs twice")
+        str | None,
+        typer.Option(
+            "--job-id",
+            help="Idempotency id: the same id never runs twice; an unfinished run is resumed",
+        ),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the run with a progress bar")
@@ -121,9 +129,14 @@ def run_cmd(
                 kind=kind,  # type: ignore[arg-type]
                 role=role,
             )
+        resumed = None
         if created:
             service.enqueue_run_sync(run.id)
-    verb = "started" if created else "already exists:"
+        elif run.status in ("queued", "running"):
+            from asinwatch.ingestion.reconcile import resume_run
+
+            resumed = resume_run(run.id)
+    verb = "started" if created else ("resumed:" if resumed else "already exists:")
     typer.echo(
         f"run {run.id} {verb} job {run.job_id}, {run.asins_requested} ASINs"
         f" in {run.batches_total} batches"
@@ -203,16 +216,20 @@ def follow(run_id: uuid.UUID, poll_s: float = 0.5) -> str:
 def runs_cmd(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many")] = 20,
 ) -> None:
-    """List recent ingestion runs, newest first."""
+    """List recent ingestion runs, newest first (an open run shows its age and any stall)."""
     _require_database()
     from asinwatch.ingestion import repository
     from asinwatch.kit.db import session_scope
 
     with session_scope() as session:
         runs = repository.list_runs(session, limit)
+        activity = repository.run_activity(
+            session, [r.id for r in runs if r.status in repository.OPEN_RUN]
+        )
+    stale_s = get_settings().recovery.stale_after_s
     typer.echo(
         "id\tjob_id\tstatus\ttrigger\tmarketplace\trequested\tsucceeded\tquarantined"
-        "\tfailed\tbatches\tcost_usd\tduration_s\tcreated_at"
+        "\tfailed\tbatches\tcost_usd\tduration_s\tcreated_at\tage_s\tstalled"
     )
     for r in runs:
         duration = (
@@ -225,7 +242,49 @@ def runs_cmd(
             f"\t{r.asins_succeeded}\t{r.asins_quarantined}\t{r.asins_failed}"
             f"\t{r.batches_done}/{r.batches_total}\t{Decimal(r.cost_usd):.4f}\t{duration}"
             f"\t{r.created_at.isoformat(timespec='seconds')}"
+            + _stall_columns(r, activity.get(r.id), stale_s)
         )
+
+
+def _stall_columns(run: IngestRun, act: RunActivity | None, stale_s: float) -> str:
+    """`\tage_s\tstalled` of a run: '-' when final; why it looks stuck, or 'no'."""
+    if act is None:
+        return "\t-\t-"
+    age = f"{time.time() - run.created_at.timestamp():.0f}"
+    quiet = act.quiet_s or 0.0
+    if act.open_batches == 0:
+        why = "yes: every batch final, run not finalised"
+    elif quiet < stale_s:
+        why = "no"
+    elif run.status == "queued":
+        why = f"yes: queued, never dispatched ({quiet:.0f}s)"
+    else:
+        why = (
+            f"yes: {act.open_batches} open batch(es) ({act.never_started} never started),"
+            f" no heartbeat or message for {quiet:.0f}s"
+        )
+    return f"\t{age}\t{why}"
+
+
+@ingest_app.command("resume")
+def resume_cmd(
+    run_id: Annotated[str, typer.Argument(help="The run to resume")],
+) -> None:
+    """Re-enqueue a run's unfinished batches no worker holds; finalise it if all are final."""
+    _require_database()
+    from asinwatch.ingestion.reconcile import resume_run
+
+    with _service_errors():
+        result = resume_run(_run_id(run_id))
+    if result.finalised:
+        typer.echo(f"run {result.run_id} finalised: {result.status}")
+    elif result.status not in ("queued", "running"):
+        typer.echo(f"run {result.run_id} is already {result.status}: nothing to resume")
+    elif result.status == "queued":
+        typer.echo(f"run {result.run_id} was never dispatched: dispatch re-sent")
+    else:
+        nos = ", ".join(map(str, result.enqueued)) or "none (every open batch is held by a worker)"
+        typer.echo(f"run {result.run_id} resumed: re-enqueued batch(es) {nos}")
 
 
 @ingest_app.command("replay")
@@ -254,6 +313,7 @@ def replay_cmd(
     skipped = ", ".join(f"{no} ({why})" for no, why in sorted(report.skipped.items()))
     typer.echo(
         f"run {report.run_id}: re-promoted {len(report.promoted)} batch(es) from staging"
+        + (f"; re-enqueued {len(report.enqueued)} never fetched" if report.enqueued else "")
         + (f"; skipped {skipped}" if skipped else "")
     )
 

@@ -41,6 +41,11 @@ class IngestRun(Base):
             name="status",
         ),
         Index("ix_ingest_runs_created_at", text("created_at DESC")),
+        Index(
+            "ix_ingest_runs_open",
+            "created_at",
+            postgresql_where=text("status IN ('queued','running')"),
+        ),
         {"schema": "core"},
     )
 
@@ -76,6 +81,11 @@ class IngestBatch(Base):
         CheckConstraint(
             "status IN ('pending','fetching','fetched','promoted','failed','dead')", name="status"
         ),
+        Index(
+            "ix_ingest_batches_open",
+            "run_id",
+            postgresql_where=text("status NOT IN ('promoted','dead')"),
+        ),
         {"schema": "core"},
     )
 
@@ -99,6 +109,29 @@ class IngestBatch(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Last message sent for it / last sign of life of the worker on it (the reconciler's clock).
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RunAnalyticsStep(Base):
+    """One step of a finished run's analytics chain: sent, started, done (exactly once)."""
+
+    __tablename__ = "ingest_run_analytics"
+    __table_args__ = (
+        Index("ix_ingest_run_analytics_open", "run_id", postgresql_where=text("done_at IS NULL")),
+        {"schema": "core"},
+    )
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("core.ingest_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[str] = mapped_column(String(24), primary_key=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class RawEvent(Base):

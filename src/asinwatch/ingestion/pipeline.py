@@ -14,6 +14,11 @@ Exactly-once effects on top of at-least-once delivery (acks_late + reject_on_wor
   column refuses, deterministic bugs) are parked at once, so they never pay for another
   actor run. Bad items themselves never get here: normalisation quarantines them one by one.
 
+A short database or broker outage is retried with backoff where it hits (kit/outage.py)
+before the attempt counts as failed. While fetching, a heartbeat renews the batch's slot
+lease and `heartbeat_at`, so a dead worker's slot frees within `recovery.slot_lease_s` and
+the reconciler (reconcile.py) can tell a lost batch from a slow one.
+
 Upstream calls go through the global adaptive rate limiter and the global bound on batches in
 flight (ratelimit.py), wired into the adapter's `before_request` / `on_rate_limited` hooks.
 """
@@ -21,6 +26,7 @@ flight (ratelimit.py), wired into the adapter's `before_request` / `on_rate_limi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from dataclasses import dataclass
@@ -32,8 +38,8 @@ import sqlalchemy.exc
 import structlog
 
 from asinwatch.config import Settings, get_settings
-from asinwatch.ingestion import flows, repository, spend
-from asinwatch.ingestion.promotion import promote_batch
+from asinwatch.ingestion import chain_progress, flows, repository, spend
+from asinwatch.ingestion.promotion import PromotionResult, promote_batch
 from asinwatch.ingestion.ratelimit import AdaptiveRateLimiter, BatchSlots, LimiterConfig
 from asinwatch.ingestion.rawjson import jsonb_safe_text
 from asinwatch.ingestion.repository import BatchClaim
@@ -46,6 +52,7 @@ from asinwatch.ingestion.sources import (
 )
 from asinwatch.ingestion.staging import StagedFetch, stage_batch
 from asinwatch.kit.db import session_scope
+from asinwatch.kit.outage import outage_retry
 from asinwatch.observability.metrics import DEAD_LETTERS, INGEST_ASINS, INGEST_BATCHES
 
 log = structlog.get_logger(__name__)
@@ -124,11 +131,13 @@ async def fetch_batch(claim: BatchClaim, s: Settings) -> list[StagedFetch]:
     spend.guard_batch(claim.marketplace, claim.run_id)
     resume = spend.resume_options(claim.run_id, claim.batch_no, claim.attempts)
     client = aioredis.Redis.from_url(s.redis.url, socket_timeout=max(s.redis.socket_timeout_s, 5))
-    lease_s = s.apify.request_timeout_s + s.apify.poll_wait_s + s.apify.backoff_max_s + 10
+    # A short lease renewed by the heartbeat: a killed worker's slot frees within one lease.
+    lease_s = s.recovery.slot_lease_s
     slots = BatchSlots(client, s.redis.key_prefix, s.ingest.max_concurrent_batches, lease_s)
     token = await slots.acquire()
     hooks = LimiterHooks(limiter_for(client, s), slots, token)
     fetches: list[StagedFetch] = []
+    beat = asyncio.create_task(_heartbeat(claim, slots, token, s.recovery.heartbeat_s))
     try:
         async with ApifySource(
             s.apify,
@@ -144,10 +153,30 @@ async def fetch_batch(claim: BatchClaim, s: Settings) -> list[StagedFetch]:
                 fetches.append(StagedFetch("review", f"apify:{s.apify.reviews_actor}", result))
         await hooks.finish()
     finally:
-        await slots.release(token)
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+        with contextlib.suppress(Exception):  # Redis away: the lease expires by itself
+            await slots.release(token)
         await client.aclose()
     spend.record_notes(claim.run_id, [n for f in fetches for n in f.result.upstream_notes])
     return fetches
+
+
+def _db_heartbeat(claim: BatchClaim) -> None:
+    with session_scope() as session:
+        repository.heartbeat(session, claim.run_id, claim.batch_no)
+
+
+async def _heartbeat(claim: BatchClaim, slots: BatchSlots, token: str, every_s: float) -> None:
+    """Renew the slot lease and the batch's heartbeat while the batch is being fetched."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await slots.renew(token)
+            await asyncio.to_thread(_db_heartbeat, claim)
+        except Exception as exc:  # an outage: the next beat tries again
+            log.warning("batch heartbeat failed", error=f"{type(exc).__name__}: {exc}"[:200])
 
 
 def retry_delay(attempt: int, s: Settings) -> float:
@@ -157,10 +186,13 @@ def retry_delay(attempt: int, s: Settings) -> float:
 
 
 def _park(claim: BatchClaim, task_name: str, error: str, cost: Decimal) -> BatchOutcome:
-    with session_scope() as session:
-        letter = repository.park_dead(
-            session, claim, task_name=task_name, error=error, cost_usd=cost
-        )
+    def park() -> int | None:
+        with session_scope() as session:
+            return repository.park_dead(
+                session, claim, task_name=task_name, error=error, cost_usd=cost
+            )
+
+    letter = outage_retry(park)
     if letter is not None:
         DEAD_LETTERS.labels(task_name).inc()
         INGEST_BATCHES.labels("dead").inc()
@@ -180,8 +212,12 @@ def _failed(claim: BatchClaim, task_name: str, exc: BaseException, s: Settings) 
         return _park(claim, task_name, error, cost)
     if claim.attempts >= s.broker.task_max_attempts:
         return _park(claim, task_name, f"attempts exhausted ({claim.attempts}): {error}", cost)
-    with session_scope() as session:
-        repository.mark_batch_failed(session, claim.run_id, claim.batch_no, error, cost)
+
+    def mark_failed() -> None:
+        with session_scope() as session:
+            repository.mark_batch_failed(session, claim.run_id, claim.batch_no, error, cost)
+
+    outage_retry(mark_failed)
     INGEST_BATCHES.labels("retry").inc()
     delay = retry_delay(claim.attempts, s)
     log.warning("batch attempt failed; will retry", error=error[:300], retry_in_s=round(delay, 2))
@@ -191,12 +227,17 @@ def _failed(claim: BatchClaim, task_name: str, exc: BaseException, s: Settings) 
 def run_batch(run_id: uuid.UUID, batch_no: int, task_name: str) -> BatchOutcome:
     """Everything one delivery does for a batch; the caller schedules a retry if asked."""
     s = get_settings()
-    with repository.batch_lock(run_id, batch_no) as got:
+
+    def claim_it() -> BatchClaim | None:
+        with session_scope() as session:
+            return repository.claim_batch(session, run_id, batch_no, s.broker.task_max_attempts)
+
+    with contextlib.ExitStack() as stack:
+        got = outage_retry(lambda: stack.enter_context(repository.batch_lock(run_id, batch_no)))
         if not got:
             log.info("batch is being processed by another delivery")
             return BatchOutcome("busy")
-        with session_scope() as session:
-            claim = repository.claim_batch(session, run_id, batch_no, s.broker.task_max_attempts)
+        claim = outage_retry(claim_it)
         if claim is None:
             return BatchOutcome("missing")
         structlog.contextvars.bind_contextvars(job_id=claim.job_id, attempt=claim.attempts)
@@ -222,19 +263,27 @@ def _fetch_and_promote(claim: BatchClaim, task_name: str, s: Settings) -> BatchO
             fetches = asyncio.run(fetch_batch(claim, s))
         except Exception as exc:
             return _failed(claim, task_name, exc, s)
-        with session_scope() as session:
-            staged = stage_batch(
-                session,
-                run_id=claim.run_id,
-                batch_no=claim.batch_no,
-                marketplace=claim.marketplace,
-                fetches=fetches,
-            )
+
+        def stage() -> bool:
+            with session_scope() as session:
+                return stage_batch(
+                    session,
+                    run_id=claim.run_id,
+                    batch_no=claim.batch_no,
+                    marketplace=claim.marketplace,
+                    fetches=fetches,
+                )
+
+        staged = outage_retry(stage)
         if not staged:
             return BatchOutcome("noop")
-    try:
+
+    def promote() -> PromotionResult | None:
         with session_scope() as session:
-            result = promote_batch(session, claim.run_id, claim.batch_no)
+            return promote_batch(session, claim.run_id, claim.batch_no)
+
+    try:
+        result = outage_retry(promote)
     except Exception as exc:
         log.exception("batch promotion failed")
         return _failed(claim, task_name, exc, s)
@@ -256,11 +305,23 @@ def _fetch_and_promote(claim: BatchClaim, task_name: str, s: Settings) -> BatchO
 
 
 def finish_run(run_id: uuid.UUID) -> str | None:
-    """Close the run if every batch is final; the winner calls the after-run hook once."""
-    with session_scope() as session:
-        status = repository.finalise_run(session, run_id)
+    """Close the run if every batch is final; the winner calls the after-run hook once.
+
+    The analytics chain is recorded in the finalising transaction, so a worker killed before
+    it sent the chain leaves it to the reconciler (which sends what is due), never undone.
+    """
+    hook = get_settings().ingest.after_run_hook
+
+    def finalise() -> str | None:
+        with session_scope() as session:
+            status = repository.finalise_run(session, run_id)
+            if status is not None and hook:
+                chain_progress.record_chain(session, run_id, list(flows.STEPS))
+            return status
+
+    status = outage_retry(finalise)
     if status is not None:
         log.info("ingest run finished", run_id=str(run_id), status=status)
-        if get_settings().ingest.after_run_hook:
+        if hook:
             flows.after_run_promoted(run_id)
     return status

@@ -16,8 +16,9 @@ Celery's own `rate_limit` is per worker and cannot do this.
 * `BatchSlots` bounds the batches in flight across all workers
   (`settings.ingest.max_concurrent_batches`): a counting semaphore of leases in a sorted set
   (score = lease expiry). A worker killed with SIGKILL cannot release its slot, so leases
-  expire by themselves and are renewed on every upstream request. redis-py has locks but no
-  semaphore, hence the second short script.
+  expire by themselves and are renewed on every upstream request and by the batch's
+  heartbeat (pipeline.py), so a short lease frees a dead worker's slot within seconds.
+  redis-py has locks but no semaphore, hence the second short script.
 
 Every key starts with `settings.redis.key_prefix`.
 """
@@ -214,7 +215,11 @@ class BatchSlots:
         return token
 
     async def renew(self, token: str) -> None:
-        await self._client.zadd(self.key, {token: _now_ms() + self.lease_ms}, xx=True)
+        # The set's own TTL is renewed too: a lone long-running holder must not lose it.
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.key, {token: _now_ms() + self.lease_ms}, xx=True)
+            pipe.pexpire(self.key, self.lease_ms * 2)
+            await pipe.execute()
 
     async def release(self, token: str) -> None:
         await self._client.zrem(self.key, token)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -53,15 +53,50 @@ def batch_lock(run_id: uuid.UUID, batch_no: int) -> Iterator[bool]:
     Yields False when another delivery holds it. PostgreSQL releases the lock when the holder's
     connection drops, so a worker killed with SIGKILL never leaves a batch locked.
     """
-    with psycopg.connect(psycopg_url(), autocommit=True, connect_timeout=5) as conn:
-        key = f"asinwatch.ingest-batch:{run_id}:{batch_no}"
+    with advisory_lock(batch_lock_key(run_id, batch_no)) as got:
+        yield got
+
+
+@contextmanager
+def advisory_lock(key: str) -> Iterator[bool]:
+    """A session-level advisory lock on `key` on its own connection (False: someone has it).
+
+    A connection lost while the lock is held (a database restart) ends the block normally:
+    the lock went with the connection, and the work inside is guarded by row locks anyway.
+    """
+    conn = psycopg.connect(psycopg_url(), autocommit=True, connect_timeout=5)
+    try:
         row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
         got = bool(row.fetchone()[0])  # type: ignore[index]
-        try:
-            yield got
-        finally:
-            if got and not conn.closed:
+        yield got
+        if got and not conn.closed:
+            with suppress(psycopg.OperationalError):  # the connection died: so did the lock
                 conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+    finally:
+        conn.close()  # closing also drops the lock when the block raised
+
+
+def batch_lock_key(run_id: uuid.UUID, batch_no: int) -> str:
+    return f"asinwatch.ingest-batch:{run_id}:{batch_no}"
+
+
+def analytics_lock_key(run_id: uuid.UUID, step: str) -> str:
+    return f"asinwatch.run-analytics:{run_id}:{step}"
+
+
+def unlocked(keys: Sequence[str]) -> list[bool]:
+    """For each advisory lock key: True when no session holds it right now (a snapshot)."""
+    if not keys:
+        return []
+    with psycopg.connect(psycopg_url(), autocommit=True, connect_timeout=5) as conn:
+        out: list[bool] = []
+        for key in keys:
+            row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
+            got = bool(row.fetchone()[0])  # type: ignore[index]
+            if got:
+                conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+            out.append(got)
+        return out
 
 
 def _loads(data: str | bytes) -> Any:
@@ -263,7 +298,8 @@ def claim_batch(
         text(
             "UPDATE core.ingest_batches SET attempts = attempts + 1,"
             " status = CASE WHEN status = 'fetched' THEN 'fetched' ELSE 'fetching' END,"
-            " started_at = COALESCE(started_at, now()) WHERE run_id = :r AND batch_no = :b"
+            " started_at = COALESCE(started_at, now()), heartbeat_at = now()"
+            " WHERE run_id = :r AND batch_no = :b"
         ),
         {"r": run_id, "b": batch_no},
     )
@@ -278,7 +314,7 @@ def mark_batch_failed(
     session.execute(
         text(
             "UPDATE core.ingest_batches SET status = 'failed', error = :e,"
-            " cost_usd = cost_usd + :c WHERE run_id = :r AND batch_no = :b"
+            " cost_usd = cost_usd + :c, enqueued_at = now() WHERE run_id = :r AND batch_no = :b"
             " AND status NOT IN ('promoted','dead')"
         ),
         {"r": run_id, "b": batch_no, "e": error[:2000], "c": cost_usd},
@@ -290,25 +326,95 @@ def mark_batch_failed(
         )
 
 
-def stalled_batches(session: Session, *, include_pending: bool) -> list[tuple[uuid.UUID, int, str]]:
-    """Unfinished batches of open runs: (run id, batch no, run kind), for re-dispatch."""
-    # A worker restart re-sends every unfinished batch (duplicates are no-ops); the periodic
-    # sweep only touches batches that started a while ago and are not locked by a live worker.
-    states = ["fetching", "fetched", "failed"] + (["pending"] if include_pending else [])
+def heartbeat(session: Session, run_id: uuid.UUID, batch_no: int) -> None:
+    """The worker on this batch is alive (the reconciler leaves the batch alone)."""
+    session.execute(
+        text(
+            "UPDATE core.ingest_batches SET heartbeat_at = now()"
+            " WHERE run_id = :r AND batch_no = :b AND status NOT IN ('promoted','dead')"
+        ),
+        {"r": run_id, "b": batch_no},
+    )
+
+
+def mark_enqueued(session: Session, run_id: uuid.UUID, batch_nos: Sequence[int]) -> None:
+    """A message for these batches was just sent (their loss clock restarts)."""
+    session.execute(
+        text(
+            "UPDATE core.ingest_batches SET enqueued_at = now()"
+            " WHERE run_id = :r AND batch_no = ANY(:b) AND status NOT IN ('promoted','dead')"
+        ),
+        {"r": run_id, "b": list(batch_nos)},
+    )
+
+
+def stalled_batches(
+    session: Session, *, stale_after_s: float | None, run_id: uuid.UUID | None = None
+) -> list[tuple[uuid.UUID, int, str]]:
+    """Unfinished batches of open (dispatched) runs with no recent sign of life.
+
+    (run id, batch no, run kind). A batch is quiet when neither a message was sent for it nor
+    a worker touched it for `stale_after_s` (None: every unfinished batch). The caller still
+    checks that no live worker holds the batch's lock before re-sending it.
+    """
     rows = session.execute(
         text(
             "SELECT b.run_id, b.batch_no, r.kind FROM core.ingest_batches b"
             " JOIN core.ingest_runs r ON r.id = b.run_id"
-            " WHERE r.status IN ('queued','running') AND b.status = ANY(:s)"
-            " AND (:all OR b.started_at < now() - interval '2 minutes')"
+            " WHERE r.status = 'running' AND b.status NOT IN ('promoted','dead')"
+            " AND (CAST(:rid AS uuid) IS NULL OR b.run_id = CAST(:rid AS uuid))"
+            " AND (CAST(:s AS float8) IS NULL OR GREATEST(b.enqueued_at, b.heartbeat_at,"
+            "      b.started_at, r.started_at) < now() - make_interval(secs => :s))"
             " ORDER BY r.created_at, b.batch_no"
         ),
-        {"s": states, "all": include_pending},
+        {"s": stale_after_s, "rid": run_id},
     ).all()
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def queued_runs_older_than(session: Session, seconds: int) -> list[uuid.UUID]:
+def finishable_runs(session: Session) -> list[uuid.UUID]:
+    """Open runs whose batches are all final: a finalisation that never happened."""
+    return list(
+        session.execute(
+            text(
+                "SELECT r.id FROM core.ingest_runs r WHERE r.status IN ('queued','running')"
+                " AND NOT EXISTS (SELECT 1 FROM core.ingest_batches b WHERE b.run_id = r.id"
+                " AND b.status NOT IN ('promoted','dead'))"
+                " ORDER BY r.created_at"
+            )
+        ).scalars()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunActivity:
+    """Why an open run may be stuck: its unfinished batches and their last sign of life."""
+
+    run_id: uuid.UUID
+    open_batches: int
+    never_started: int
+    quiet_s: float | None  # seconds since the last message, claim or heartbeat of any batch
+
+
+def run_activity(session: Session, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, RunActivity]:
+    rows = session.execute(
+        text(
+            "SELECT r.id, count(b.id) FILTER (WHERE b.status NOT IN ('promoted','dead')),"
+            " count(b.id) FILTER (WHERE b.status = 'pending'),"
+            " EXTRACT(EPOCH FROM now() - GREATEST(max(b.enqueued_at), max(b.heartbeat_at),"
+            "   max(b.started_at), r.started_at, r.created_at))"
+            " FROM core.ingest_runs r LEFT JOIN core.ingest_batches b ON b.run_id = r.id"
+            " WHERE r.id = ANY(:ids) GROUP BY r.id"
+        ),
+        {"ids": list(run_ids)},
+    ).all()
+    return {
+        r[0]: RunActivity(r[0], int(r[1]), int(r[2]), float(r[3]) if r[3] is not None else None)
+        for r in rows
+    }
+
+
+def queued_runs_older_than(session: Session, seconds: float) -> list[uuid.UUID]:
     return list(
         session.execute(
             text(

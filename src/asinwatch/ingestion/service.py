@@ -207,14 +207,17 @@ async def list_dead_letters(
 class ReplayReport:
     run_id: uuid.UUID
     promoted: list[int] = field(default_factory=list)
+    enqueued: list[int] = field(default_factory=list)  # never fetched: sent to a worker
     skipped: dict[int, str] = field(default_factory=dict)  # batch no -> why
     final_status: str | None = None
 
 
 def replay_run(run_id: uuid.UUID, *, bulk: BulkMode = "copy") -> ReplayReport:
-    """Re-promote every staged batch of a run from staging; upstream is never called.
+    """Re-promote every staged batch of a run from staging; upstream is never called for them.
 
-    Each batch is its own transaction under the batch's advisory lock (a batch a live worker
+    A batch that was never fetched (pending, or a fetch that died) has nothing staged: it is
+    re-enqueued (fetched by a worker) unless a live worker holds it. Each staged batch is its
+    own transaction under the batch's advisory lock (a batch a live worker
     holds is skipped and reported). Core rows come out the same as the first promotion.
     """
     with session_scope() as session:
@@ -222,10 +225,18 @@ def replay_run(run_id: uuid.UUID, *, bulk: BulkMode = "copy") -> ReplayReport:
         if run is None:
             raise RunNotFoundError(f"no ingestion run {run_id}")
         batches = [(b.batch_no, b.status) for b in repository.list_batches(session, run_id)]
+        kind = run.kind
     report = ReplayReport(run_id)
-    for batch_no, status in batches:
-        if status not in ("fetched", "promoted", "dead"):
-            report.skipped[batch_no] = f"not fetched yet ({status})"
+    unfetched = [no for no, status in batches if status not in ("fetched", "promoted", "dead")]
+    free = repository.unlocked([repository.batch_lock_key(run_id, no) for no in unfetched])
+    report.enqueued = [no for no, ok in zip(unfetched, free, strict=True) if ok]
+    for no, ok in zip(unfetched, free, strict=True):
+        if not ok:
+            report.skipped[no] = "a worker is fetching it"
+    if report.enqueued:
+        _send_batches(run_id, kind, report.enqueued)
+    for batch_no, _ in batches:
+        if batch_no in unfetched:
             continue
         with repository.batch_lock(run_id, batch_no) as got:
             if not got:
@@ -239,9 +250,10 @@ def replay_run(run_id: uuid.UUID, *, bulk: BulkMode = "copy") -> ReplayReport:
             report.promoted.append(batch_no)
     with session_scope() as session:
         report.final_status = repository.finalise_run(session, run_id)
-    if report.promoted and get_settings().ingest.after_run_hook:
+    if report.promoted and not report.enqueued and get_settings().ingest.after_run_hook:
         # The core rows may have changed (e.g. a fixed normaliser): analytics recompute once.
-        flows.after_run_promoted(run_id)
+        # (With batches re-enqueued, the run's own finalisation starts the chain.)
+        flows.restart_chain(run_id)
     log.info(
         "ingest run replayed",
         run_id=str(run_id),
@@ -249,6 +261,15 @@ def replay_run(run_id: uuid.UUID, *, bulk: BulkMode = "copy") -> ReplayReport:
         skipped=len(report.skipped),
     )
     return report
+
+
+def _send_batches(run_id: uuid.UUID, kind: str, batch_nos: list[int]) -> None:
+    from asinwatch.worker.celery_app import celery_app
+
+    for no in batch_nos:
+        celery_app.send_task(BATCH_TASKS[kind], args=[str(run_id), no])
+    with session_scope() as session:
+        repository.mark_enqueued(session, run_id, batch_nos)
 
 
 def replay_dead_letter(letter_id: int) -> DeadLetter:

@@ -9,9 +9,11 @@
   `schedule:<marketplace>:<YYYY-MM-DD>` (date in `ingest.timezone`), so a double fire is a no-op.
 - `ingestion.run_health_sample()`: a random sample of active ASINs, job id
   `health:<marketplace>:<YYYY-MM-DDTHH>`.
-- `ingestion.recover_stalled()`: re-sends batches a dead worker left behind (also sent once
-  when a worker starts, so a crashed-and-restarted worker resumes its runs at once instead
-  of after the broker's visibility timeout).
+- `ingestion.recover_stalled()`: the reconciler (reconcile.py): re-sends lost batches,
+  dispatches and analytics steps and finalises finished runs, judged from the database
+  (also sent once when a worker starts, so a crashed-and-restarted worker resumes its runs
+  at once instead of after the broker's visibility timeout).
+- `ingestion.analytics_step(run_id, step)`: one step of a finished run's analytics chain.
 
 Bounded concurrency: a batch occupies one worker process (prefetch 1), and at most
 `ingest.max_concurrent_batches` batches are fetching upstream at once across all workers
@@ -30,7 +32,7 @@ from celery import Task
 from celery.signals import worker_process_init, worker_ready
 
 from asinwatch.config import get_settings
-from asinwatch.ingestion import pipeline, repository, service, spend
+from asinwatch.ingestion import flows, pipeline, reconcile, repository, service, spend
 from asinwatch.kit.db import dispose_sync_engines, session_scope
 from asinwatch.worker.celery_app import celery_app
 
@@ -67,6 +69,7 @@ def dispatch_run(run_id: str) -> int:
         celery_app.send_task(task, args=[run_id, batch_no])
     with session_scope() as session:
         repository.mark_run_running(session, rid)
+        repository.mark_enqueued(session, rid, todo)
     if not todo:
         pipeline.finish_run(rid)
     log.info("ingest run dispatched", run_id=run_id, batches=len(todo))
@@ -139,14 +142,16 @@ def run_health_sample() -> list[str]:
 
 @celery_app.task(name="ingestion.recover_stalled")
 def recover_stalled(include_pending: bool = False) -> int:
-    """Re-send unfinished batches (and queued runs nobody dispatched); duplicates are no-ops."""
-    with session_scope() as session:
-        stalled = repository.stalled_batches(session, include_pending=include_pending)
-        queued = repository.queued_runs_older_than(session, 60)
-    for run_id, batch_no, kind in stalled:
-        celery_app.send_task(service.BATCH_TASKS[kind], args=[str(run_id), batch_no])
-    for run_id in queued:
-        celery_app.send_task(service.DISPATCH_TASK, args=[str(run_id)])
-    if stalled or queued:
-        log.warning("re-sent stalled ingestion work", batches=len(stalled), runs=len(queued))
-    return len(stalled) + len(queued)
+    """The reconciler (reconcile.py); `include_pending`: the sweep of a starting worker."""
+    return reconcile.reconcile(on_start=include_pending).total
+
+
+@celery_app.task(name=flows.STEP_TASK)
+def analytics_step(run_id: str, step: str) -> str:
+    """One step of a finished run's analytics chain, exactly once (flows.run_step)."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(run_id=run_id, analytics_step=step)
+    if step not in flows.STEPS:
+        log.error("unknown analytics step", step=step)
+        return "unknown"
+    return flows.run_step(uuid.UUID(run_id), step)

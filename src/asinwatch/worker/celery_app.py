@@ -1,4 +1,4 @@
-"""The Celery app: Redis broker, late acks, one active beat (RedBeat lock), the schedule.
+"""The Celery app: Redis broker, late acks, one active beat (RedBeat lock, beat.py), the schedule.
 
 Why these settings (see docs/DESIGN_DECISIONS.md): early acks lose tasks when a worker is
 killed, so tasks are acked late and re-delivered on worker loss, and every task is idempotent.
@@ -61,7 +61,7 @@ def beat_schedule(s: Settings) -> dict[str, dict[str, object]]:
         # timeout (re-sent deliveries of a batch that is in progress are no-ops).
         "ingest-recover-stalled": {
             "task": "ingestion.recover_stalled",
-            "schedule": timedelta(minutes=5),
+            "schedule": timedelta(seconds=s.recovery.reconcile_interval_s),
         },
         "metric-partitions": {
             "task": "maintenance.ensure_partitions",
@@ -101,12 +101,14 @@ def create_celery(settings: Settings | None = None) -> Celery:
         timezone=s.ingest.timezone,
         enable_utc=True,
         beat_schedule=beat_schedule(s),
-        beat_scheduler="redbeat.RedBeatScheduler",
+        beat_scheduler="asinwatch.worker.beat.ResilientRedBeatScheduler",
+        # Reconnects after a broker restart with tasks in flight (worker/consumer.py).
+        worker_consumer="asinwatch.worker.consumer:ResilientConsumer",
         redbeat_redis_url=s.redis.url,
         redbeat_key_prefix=s.redis.key_prefix + "redbeat:",
-        # A second beat takes over within ~a minute of the first one dying.
-        redbeat_lock_timeout=90,
-        beat_max_loop_interval=15,
+        # A standby beat takes over within lock timeout + one tick of the first one dying.
+        redbeat_lock_timeout=s.recovery.beat_lock_timeout_s,
+        beat_max_loop_interval=s.recovery.beat_loop_s,
     )
     return app
 
