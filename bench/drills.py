@@ -1,6 +1,6 @@
 """Recovery drills, repeated: does every run finish by itself, losing and duplicating nothing?
 
-    .venv/bin/python -m bench.drills [--runs 3] [--asins 600] [--drill NAME ...]
+    .venv/bin/python -m bench.drills [--runs 3] [--asins 600] [--drill NAME ...] [--default-clocks]
 
 Drills (tests/ingestion/drills.py, the same code the acceptance tests run): Redis restarted
 mid-run (queues lost), PostgreSQL restarted mid-run (a private cluster), a worker SIGKILLed
@@ -8,7 +8,8 @@ between the last promotion and the finalisation, the active beat SIGKILLed with 
 running, and Redis restarted under two beats. Each drill runs N times; the table shows per
 drill: runs, ASINs (or chain steps / beats) lost, rows (or step runs / firings) duplicated,
 and the time from the fault to recovery (median and max, seconds) with the recovery clocks
-of tests/ingestion/drills.py (reconcile every 5 s, stale after 10 s, beat lock 10 s).
+of tests/ingestion/drills.py (reconcile every 5 s, stale after 10 s, beat lock 10 s), or with
+the production defaults of config.RecoverySettings (`--default-clocks`).
 
 It creates its own scratch database and Redis key prefix, removes both at the end, prints a
 table and writes bench/results/drills.json.
@@ -47,6 +48,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="times each drill is run")
     p.add_argument("--asins", type=int, default=600, help="ASINs of a mid-run drill's run")
     p.add_argument("--drill", action="append", choices=DRILLS, help="only these (repeatable)")
+    p.add_argument(
+        "--default-clocks",
+        action="store_true",
+        help="the production recovery settings instead of the drills' short ones",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
 
@@ -62,6 +68,8 @@ def _run_drills(args: argparse.Namespace, db_url: str, prefix: str) -> list[dict
 
     from asinwatch.simulator import SimConfig, SimulatorServer
 
+    if args.default_clocks:
+        drills.RECOVERY_ENV.clear()  # config.RecoverySettings' defaults
     srv = SimulatorServer(SimConfig(seed=5, block_rate=0.0)).start()
     os.environ.update(
         {

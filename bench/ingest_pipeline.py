@@ -285,7 +285,8 @@ def end_to_end(db_url: str, args: argparse.Namespace) -> dict[str, Any]:
             "ASINWATCH_INGEST__BATCH_SIZE": str(args.batch_size),
             "ASINWATCH_INGEST__MAX_CONCURRENT_BATCHES": str(args.e2e_concurrency),
             "ASINWATCH_INGEST__RATE_LIMIT_PER_S": str(args.rate_per_s),
-            "ASINWATCH_LOG__LEVEL": "WARNING",
+            # INFO: the worker's " ready." line (what the start-up wait below reads) is INFO.
+            "ASINWATCH_LOG__LEVEL": "INFO",
             # Ingestion only: the analytics chain after the run is not part of this figure.
             "ASINWATCH_INGEST__AFTER_RUN_HOOK": "false",
         }

@@ -196,10 +196,16 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(
             ).status_code
             for i in range(4)
         ]
+        # X-Forwarded-Proto too: HSTS only when the proxy that says "https" is trusted.
+        hsts = httpx.get(
+            api.base + "/v1/health", headers={"X-Forwarded-Proto": "https"}, timeout=5
+        ).headers.get("strict-transport-security")
     if trusted:
         assert statuses == [401] * 4  # each client within its own limit (and no token)
+        assert hsts is not None and hsts.startswith("max-age=")
     else:
         assert 429 in statuses, statuses
+        assert hsts is None
 
 
 @pytest.mark.parametrize(

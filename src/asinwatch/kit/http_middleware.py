@@ -9,8 +9,8 @@ body buffering. The stack, outermost first:
 2. `AccessLogMiddleware`: one ``http_request`` log line and the HTTP_REQUESTS / HTTP_LATENCY
    metrics, labelled by route template (``/v1/products/{asin}``), never the raw path.
 3. `SecurityHeadersMiddleware`: nosniff, ``X-Frame-Options: DENY``, ``Referrer-Policy``, a
-   strict CSP on non-HTML responses, HSTS when the request came over https (directly or
-   ``X-Forwarded-Proto: https`` from the proxy).
+   strict CSP on non-HTML responses, HSTS when the request came over https (directly or, as
+   the server believes it, ``X-Forwarded-Proto: https`` from a trusted proxy).
 4. Starlette's `CORSMiddleware` with settings.api.cors_origins (exact origins, no
    credentials; not installed when the list is empty, so browsers get no CORS grant).
 5. `IpRateLimitMiddleware` (kit.ratelimit): per-client-IP limit.
@@ -174,10 +174,9 @@ HSTS_VALUE = "max-age=31536000; includeSubDomains"
 
 
 def came_over_https(scope: Scope) -> bool:
-    if scope.get("scheme") == "https":
-        return True
-    forwarded = Headers(scope=scope).get("x-forwarded-proto", "")
-    return forwarded.split(",")[0].strip().lower() == "https"
+    """The scheme the server believes: uvicorn rewrites it from ``X-Forwarded-Proto`` only for
+    a peer in ``api.trusted_proxies``; the header from anyone else is ignored."""
+    return scope.get("scheme") == "https"
 
 
 _SECURITY_HEADERS = (
