@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from asinwatch.ingestion import repository, service
+from asinwatch.ingestion import pipeline_alerts, repository, service
 from asinwatch.ingestion.promotion import promote_batch
 from asinwatch.ingestion.records import FetchResult
 from asinwatch.ingestion.staging import StagedFetch, stage_batch
@@ -219,9 +219,11 @@ def test_dead_letter_raises_one_open_alert_and_reopens(clean_db: str) -> None:
         with session_scope() as session:
             claim = repository.claim_batch(session, run_id, batch_no, max_attempts=5)
             assert claim is not None and claim.action == "fetch"
-            letters.append(
-                repository.park_dead(session, claim, task_name="t", error="HTTP 401 invalid-token")
-            )
+            letter = repository.park_dead(session, claim, task_name="t", error="HTTP 401 invalid")
+            assert letter is not None
+            # As the pipeline's _park does: the alert in the same transaction, via the lifecycle.
+            pipeline_alerts.raise_dead_letter(session, MKT, run_id, letter, "HTTP 401 invalid")
+            letters.append(letter)
     alerts = rows(
         clean_db,
         "SELECT marketplace, asin, alert_type, severity, status, occurrences FROM core.alerts",

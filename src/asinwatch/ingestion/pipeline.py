@@ -38,7 +38,7 @@ import sqlalchemy.exc
 import structlog
 
 from asinwatch.config import Settings, get_settings
-from asinwatch.ingestion import chain_progress, flows, repository, spend
+from asinwatch.ingestion import chain_progress, flows, pipeline_alerts, repository, spend
 from asinwatch.ingestion.promotion import PromotionResult, promote_batch
 from asinwatch.ingestion.ratelimit import AdaptiveRateLimiter, BatchSlots, LimiterConfig
 from asinwatch.ingestion.rawjson import jsonb_safe_text
@@ -186,13 +186,21 @@ def retry_delay(attempt: int, s: Settings) -> float:
 
 
 def _park(claim: BatchClaim, task_name: str, error: str, cost: Decimal) -> BatchOutcome:
-    def park() -> int | None:
+    def park() -> tuple[int | None, int | None]:
         with session_scope() as session:
-            return repository.park_dead(
+            letter = repository.park_dead(
                 session, claim, task_name=task_name, error=error, cost_usd=cost
             )
+            alert = None
+            if letter is not None:
+                alert = pipeline_alerts.raise_dead_letter(
+                    session, claim.marketplace, claim.run_id, letter, error
+                )
+        return letter, alert
 
-    letter = outage_retry(park)
+    letter, alert = outage_retry(park)
+    if alert is not None:
+        pipeline_alerts.send_delivery(alert)
     if letter is not None:
         DEAD_LETTERS.labels(task_name).inc()
         INGEST_BATCHES.labels("dead").inc()

@@ -437,7 +437,7 @@ def park_dead(
     error: str,
     cost_usd: Decimal = Decimal(0),
 ) -> int | None:
-    """Batch -> dead, a dead-letter row and a critical pipeline alert (one open, bumped).
+    """Batch -> dead and a dead-letter row (its alert: `ingestion.pipeline_alerts`).
 
     Returns the dead letter id, or None if the batch had already reached a final state.
     """
@@ -477,39 +477,7 @@ def park_dead(
     )
     session.add(letter)
     session.flush()
-    raise_dead_letter_alert(session, claim.marketplace, claim.run_id, letter.id, error)
     return letter.id
-
-
-def raise_dead_letter_alert(
-    session: Session, marketplace: str, run_id: uuid.UUID, letter_id: int, error: str
-) -> None:
-    """Open the pipeline alert, or bump the open one (one open per marketplace, '-', type)."""
-    details = Jsonb({"dead_letter_id": letter_id, "run_id": str(run_id), "error": error[:500]})
-    alert_id, inserted = session.execute(
-        text(
-            "INSERT INTO core.alerts (marketplace, asin, alert_type, severity, status, title,"
-            " details, occurrences, run_id) VALUES (:m, '-', 'ingest_dead_letter', 'critical',"
-            " 'open', :t, :d, 1, :r)"
-            " ON CONFLICT (marketplace, asin, alert_type) WHERE status <> 'resolved'"
-            " DO UPDATE SET occurrences = core.alerts.occurrences + 1, last_seen_at = now(),"
-            " details = EXCLUDED.details, run_id = EXCLUDED.run_id"
-            " RETURNING id, (xmax = 0)"
-        ),
-        {
-            "m": marketplace,
-            "t": f"Ingestion batch failed for good on {marketplace}",
-            "d": details,
-            "r": run_id,
-        },
-    ).one()
-    session.execute(
-        text(
-            "INSERT INTO core.alert_events (alert_id, event, actor, details)"
-            " VALUES (:a, :e, 'ingestion', :d)"
-        ),
-        {"a": alert_id, "e": "opened" if inserted else "repeated", "d": details},
-    )
 
 
 def list_dead_letters(session: Session, limit: int, *, open_only: bool) -> list[DeadLetter]:

@@ -1,0 +1,64 @@
+"""Pipeline-level alerts (owns: the `ingest_dead_letter` finding), raised through the alerts
+domain like any detector's: the lifecycle opens the one alert per marketplace (or bumps the open
+one, within its cooldown and daily cap) and queues its deliveries, so every channel is told.
+
+The alert belongs to no product (asin `-`, like the spend cap's). `raise_dead_letter` runs in
+the transaction that parks the batch; the caller sends `alerts.deliver_alert` after the commit
+(the periodic delivery sweep sends it anyway if that send is lost).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.orm import Session
+
+from asinwatch.alerts import repository as alert_repo
+from asinwatch.alerts.detection import send_deliveries
+from asinwatch.alerts.lifecycle import policy_for
+from asinwatch.alerts.rules.base import Finding
+from asinwatch.alerts.service import apply_finding
+from asinwatch.config import get_settings
+
+log = structlog.get_logger(__name__)
+
+DEAD_LETTER = "ingest_dead_letter"
+PIPELINE_ASIN = "-"  # pipeline-level alerts belong to no product
+
+
+def raise_dead_letter(
+    session: Session, marketplace: str, run_id: uuid.UUID, letter_id: int, error: str
+) -> int | None:
+    """Open (or bump) the critical dead-letter alert of `marketplace`; the alert id when
+    deliveries were queued (send them after the commit), else None."""
+    finding = Finding(
+        DEAD_LETTER,
+        "critical",
+        f"Ingestion batch failed for good on {marketplace}",
+        {"dead_letter_id": letter_id, "run_id": str(run_id), "error": error[:500]},
+        kind="condition",
+    )
+    alert_repo.lock_product(session, marketplace, PIPELINE_ASIN)
+    current = alert_repo.current_alerts(session, marketplace, PIPELINE_ASIN)
+    applied = apply_finding(
+        session,
+        marketplace=marketplace,
+        asin=PIPELINE_ASIN,
+        finding=finding,
+        current=current.get(DEAD_LETTER),
+        now=datetime.now(UTC),
+        policy=policy_for(get_settings().alerts, DEAD_LETTER),
+        run_id=run_id,
+    )
+    return applied.alert_id if applied.queued_deliveries else None
+
+
+def send_delivery(alert_id: int) -> None:
+    """After the commit: ask the workers to deliver now; with the broker down, the periodic
+    delivery sweep sends the queued deliveries later."""
+    try:
+        send_deliveries([alert_id])
+    except Exception as exc:
+        log.warning("dead-letter alert delivery not sent now", alert_id=alert_id, error=str(exc))
