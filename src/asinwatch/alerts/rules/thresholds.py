@@ -26,20 +26,6 @@ NEGATIVE_REVIEW_SPIKE = "negative_review_spike"
 COMPETITOR_UNDERCUT = "competitor_undercut"
 TRACKING_STALE = "tracking_stale"
 
-ALERT_TYPES = (
-    PRICE_CHANGE,
-    OUT_OF_STOCK,
-    BUYBOX_SELLER_CHANGE,
-    HIJACKER,
-    LISTING_CHANGED,
-    SUPPRESSED,
-    BSR_MOVE,
-    RATING_DROP,
-    NEGATIVE_REVIEW_SPIKE,
-    COMPETITOR_UNDERCUT,
-    TRACKING_STALE,
-)
-
 ListingField = Literal["title", "bullets", "description", "images", "aplus", "variants"]
 LISTING_FIELDS: tuple[ListingField, ...] = (
     "title",
@@ -173,10 +159,9 @@ class Thresholds(BaseModel):
     tracking_stale: TrackingStaleThresholds = TrackingStaleThresholds()
 
     def for_type(self, alert_type: str) -> _Params:
-        if alert_type not in ALERT_TYPES:
-            raise ThresholdError(
-                f"unknown alert type {alert_type!r}; known: {', '.join(ALERT_TYPES)}"
-            )
+        known = type(self).model_fields
+        if alert_type not in known:
+            raise ThresholdError(f"unknown alert type {alert_type!r}; known: {', '.join(known)}")
         params = getattr(self, alert_type)
         assert isinstance(params, _Params)
         return params
