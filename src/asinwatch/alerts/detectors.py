@@ -62,9 +62,9 @@ from asinwatch.alerts.rules.thresholds import (
     RatingDropThresholds,
     SuppressedThresholds,
     ThresholdError,
+    ThresholdParams,
     Thresholds,
     TrackingStaleThresholds,
-    _Params,
     apply_overrides,
     with_overrides,
 )
@@ -138,14 +138,14 @@ class Detector:
     detector speaks without an observation (`tracking_stale`).
     """
 
-    params: type[_Params]
+    params: type[ThresholdParams]
     run: Callable[[list[MetricPoint], MetricPoint | None, DetectionContext, Any], Finding | None]
 
 
 ObservationRule = Callable[[list[MetricPoint], MetricPoint, DetectionContext, Any], Finding | None]
 
 
-def _on_observation(params: type[_Params], rule: ObservationRule) -> Detector:
+def _on_observation(params: type[ThresholdParams], rule: ObservationRule) -> Detector:
     """A detector that speaks only on a validated current observation."""
 
     def run(
