@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from asinwatch.alerts.detectors import (
     ALERT_TYPES,
+    DETECTORS,
     CompetitorPrice,
     DetectionContext,
     Finding,
@@ -552,3 +553,30 @@ def test_prior_observations_drop_the_current_and_later_points() -> None:
     # an intra-day earlier observation of the same day is prior
     early = pt(2, 12, observed_at=datetime.combine(day(2), time(1), tzinfo=UTC))
     assert prior_observations([*history, early], cur)[-1] == early
+
+
+def test_alert_types_and_thresholds_follow_the_detector_registry() -> None:
+    # The API enums list this order (docs/openapi.json); it must not move.
+    assert ALERT_TYPES == (
+        "price_change",
+        "out_of_stock",
+        "buybox_seller_change",
+        "hijacker",
+        "listing_changed",
+        "suppressed",
+        "bsr_move",
+        "rating_drop",
+        "negative_review_spike",
+        "competitor_undercut",
+        "tracking_stale",
+    )
+    assert tuple(DETECTORS) == ALERT_TYPES == tuple(Thresholds.model_fields)
+    defaults = Thresholds()
+    for alert_type, detector in DETECTORS.items():
+        assert type(defaults.for_type(alert_type)) is detector.params, alert_type
+
+
+def test_a_disabled_type_is_not_run() -> None:
+    off = with_overrides(Thresholds(), "tracking_stale", {"enabled": False})
+    assert detect([], None, DetectionContext(invalid_runs=5)) != []
+    assert detect([], None, DetectionContext(thresholds=off, invalid_runs=5)) == []

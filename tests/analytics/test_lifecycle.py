@@ -83,14 +83,13 @@ def test_max_per_day_caps_notifications_and_resets_next_day() -> None:
 def test_escalation_notifies_inside_cooldown() -> None:
     warn = replace(OOS, severity="warning")
     _first, esc = run([(0, warn), (5, OOS)])
-    assert (esc.action, esc.notify) == (
-        "bump",
-        True,
-    ) and esc.reason == "escalated warning → critical"
+    assert (esc.action, esc.notify, esc.event) == ("bump", True, "escalated")
+    assert esc.reason == "escalated warning → critical"
     assert esc.state is not None and esc.state.severity == "critical"
     # a lower severity later does not downgrade the alert
     lower = decide(esc.state, warn, at(6), POLICY)
     assert lower.notify is False and lower.state is not None and lower.state.severity == "critical"
+    assert lower.event == "repeated"
 
 
 def test_acknowledged_alert_stays_quiet_unless_escalated() -> None:

@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from asinwatch.alerts.channel_schemas import ChannelCreate, ChannelUpdate
-from asinwatch.alerts.rules.thresholds import ALERT_TYPES, Thresholds
+from asinwatch.alerts.detectors import ALERT_TYPES, Thresholds
 from asinwatch.alerts.targets import APPRISE_SCHEMES
 from asinwatch.alerts.thresholds_service import ThresholdRow, ThresholdsView
 

@@ -1,7 +1,9 @@
 """Alert detection for one product and one observation (pure): `detect()` runs every rule.
 
-Detectors live in `asinwatch.alerts.rules` by family; this module is the entry point and
-re-exports the types callers need (`Finding`, `Thresholds`, `CompetitorPrice`, ...).
+Detectors live in `asinwatch.alerts.rules` by family; this module owns their registry
+(`DETECTORS`, keyed by alert type: `ALERT_TYPES` is derived from it, and the `Thresholds`
+model is checked against it at import), is the entry point, and re-exports the types
+callers need (`Finding`, `Thresholds`, `CompetitorPrice`, ...).
 
 Only validated observations produce verdicts: with no current observation or an
 unvalidated one, only `tracking_stale` speaks. The history is the product's earlier
@@ -10,9 +12,10 @@ validated observations (the window of the rolling detectors counts observations)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from asinwatch.alerts.rules.availability import (
     detect_out_of_stock,
@@ -37,9 +40,31 @@ from asinwatch.alerts.rules.price import (
 from asinwatch.alerts.rules.rank import detect_bsr_move
 from asinwatch.alerts.rules.ratings import detect_negative_review_spike, detect_rating_drop
 from asinwatch.alerts.rules.thresholds import (
-    ALERT_TYPES,
+    BSR_MOVE,
+    BUYBOX_SELLER_CHANGE,
+    COMPETITOR_UNDERCUT,
+    HIJACKER,
+    LISTING_CHANGED,
+    NEGATIVE_REVIEW_SPIKE,
+    OUT_OF_STOCK,
+    PRICE_CHANGE,
+    RATING_DROP,
+    SUPPRESSED,
+    TRACKING_STALE,
+    BsrMoveThresholds,
+    BuyboxSellerChangeThresholds,
+    CompetitorUndercutThresholds,
+    HijackerThresholds,
+    ListingChangedThresholds,
+    NegativeReviewSpikeThresholds,
+    OutOfStockThresholds,
+    PriceChangeThresholds,
+    RatingDropThresholds,
+    SuppressedThresholds,
     ThresholdError,
+    ThresholdParams,
     Thresholds,
+    TrackingStaleThresholds,
     apply_overrides,
     with_overrides,
 )
@@ -48,9 +73,11 @@ from asinwatch.metrics.series import MetricPoint
 
 __all__ = [
     "ALERT_TYPES",
+    "DETECTORS",
     "Baseline",
     "CompetitorPrice",
     "DetectionContext",
+    "Detector",
     "Finding",
     "FindingKind",
     "Severity",
@@ -103,54 +130,111 @@ def prior_observations(history: Sequence[MetricPoint], current: MetricPoint) -> 
     return sorted(points, key=_key)
 
 
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """One alert type's detector: its params model (a `Thresholds` field) and its rule.
+
+    `run(prior, current, ctx, params)` gets `current` None (or unvalidated) only when the
+    detector speaks without an observation (`tracking_stale`).
+    """
+
+    params: type[ThresholdParams]
+    run: Callable[[list[MetricPoint], MetricPoint | None, DetectionContext, Any], Finding | None]
+
+
+ObservationRule = Callable[[list[MetricPoint], MetricPoint, DetectionContext, Any], Finding | None]
+
+
+def _on_observation(params: type[ThresholdParams], rule: ObservationRule) -> Detector:
+    """A detector that speaks only on a validated current observation."""
+
+    def run(
+        prior: list[MetricPoint], current: MetricPoint | None, ctx: DetectionContext, p: Any
+    ) -> Finding | None:
+        if current is None or not current.validated:
+            return None
+        return rule(prior, current, ctx, p)
+
+    return Detector(params, run)
+
+
+# The registry, keyed by alert type, in the order findings (and the API enums) list them.
+DETECTORS: dict[str, Detector] = {
+    PRICE_CHANGE: _on_observation(
+        PriceChangeThresholds, lambda prior, cur, ctx, p: detect_price_change(prior, cur, p)
+    ),
+    OUT_OF_STOCK: _on_observation(
+        OutOfStockThresholds, lambda prior, cur, ctx, p: detect_out_of_stock(prior, cur, p)
+    ),
+    BUYBOX_SELLER_CHANGE: _on_observation(
+        BuyboxSellerChangeThresholds,
+        lambda prior, cur, ctx, p: detect_buybox_seller_change(prior, cur, p, ctx.seller_allowlist),
+    ),
+    HIJACKER: _on_observation(
+        HijackerThresholds,
+        lambda prior, cur, ctx, p: detect_hijacker(cur, ctx.seller_allowlist, p),
+    ),
+    LISTING_CHANGED: _on_observation(
+        ListingChangedThresholds,
+        lambda prior, cur, ctx, p: detect_listing_changed(
+            ctx.previous_listing, ctx.current_listing, p
+        ),
+    ),
+    SUPPRESSED: _on_observation(
+        SuppressedThresholds, lambda prior, cur, ctx, p: detect_suppressed(prior, cur, p)
+    ),
+    BSR_MOVE: _on_observation(
+        BsrMoveThresholds, lambda prior, cur, ctx, p: detect_bsr_move(prior, cur, p)
+    ),
+    RATING_DROP: _on_observation(
+        RatingDropThresholds, lambda prior, cur, ctx, p: detect_rating_drop(prior, cur, p)
+    ),
+    NEGATIVE_REVIEW_SPIKE: _on_observation(
+        NegativeReviewSpikeThresholds,
+        lambda prior, cur, ctx, p: detect_negative_review_spike(ctx.recent_reviews, cur.date, p),
+    ),
+    COMPETITOR_UNDERCUT: _on_observation(
+        CompetitorUndercutThresholds,
+        lambda prior, cur, ctx, p: detect_competitor_undercut(cur, ctx.competitor_prices, p),
+    ),
+    TRACKING_STALE: Detector(
+        TrackingStaleThresholds,
+        lambda prior, cur, ctx, p: detect_tracking_stale(ctx.invalid_runs, p),
+    ),
+}
+
+ALERT_TYPES: tuple[str, ...] = tuple(DETECTORS)
+
+
+def _check_thresholds_model() -> None:
+    """`Thresholds` has one field per registered alert type, in order, of its params model."""
+    fields = {name: info.annotation for name, info in Thresholds.model_fields.items()}
+    expected = {name: d.params for name, d in DETECTORS.items()}
+    if list(fields.items()) != list(expected.items()):
+        raise RuntimeError(
+            f"Thresholds fields {fields} do not match the detector registry {expected}"
+        )
+
+
+_check_thresholds_model()
+
+
 def detect(
     history: Sequence[MetricPoint],
     current: MetricPoint | None,
     context: DetectionContext | None = None,
 ) -> list[Finding]:
-    """Run every enabled detector; findings come in `ALERT_TYPES` order.
+    """Run every enabled detector of `DETECTORS`; findings come in `ALERT_TYPES` order.
 
     Each alert type yields at most one Finding: active, recovered, or nothing (no verdict).
     """
     ctx = context or DetectionContext()
-    t = ctx.thresholds
-    results: list[Finding | None] = []
-    if current is not None and current.validated:
-        prior = prior_observations(history, current)
-        if t.price_change.enabled:
-            results.append(detect_price_change(prior, current, t.price_change))
-        if t.out_of_stock.enabled:
-            results.append(detect_out_of_stock(prior, current, t.out_of_stock))
-        if t.buybox_seller_change.enabled:
-            results.append(
-                detect_buybox_seller_change(
-                    prior, current, t.buybox_seller_change, ctx.seller_allowlist
-                )
-            )
-        if t.hijacker.enabled:
-            results.append(detect_hijacker(current, ctx.seller_allowlist, t.hijacker))
-        if t.listing_changed.enabled:
-            results.append(
-                detect_listing_changed(ctx.previous_listing, ctx.current_listing, t.listing_changed)
-            )
-        if t.suppressed.enabled:
-            results.append(detect_suppressed(prior, current, t.suppressed))
-        if t.bsr_move.enabled:
-            results.append(detect_bsr_move(prior, current, t.bsr_move))
-        if t.rating_drop.enabled:
-            results.append(detect_rating_drop(prior, current, t.rating_drop))
-        if t.negative_review_spike.enabled:
-            results.append(
-                detect_negative_review_spike(
-                    ctx.recent_reviews, current.date, t.negative_review_spike
-                )
-            )
-        if t.competitor_undercut.enabled:
-            results.append(
-                detect_competitor_undercut(current, ctx.competitor_prices, t.competitor_undercut)
-            )
-    if t.tracking_stale.enabled:
-        results.append(detect_tracking_stale(ctx.invalid_runs, t.tracking_stale))
-    findings = [f for f in results if f is not None]
-    order = {name: i for i, name in enumerate(ALERT_TYPES)}
-    return sorted(findings, key=lambda f: order[f.alert_type])
+    prior = (
+        prior_observations(history, current) if current is not None and current.validated else []
+    )
+    findings = []
+    for alert_type, detector in DETECTORS.items():
+        params = ctx.thresholds.for_type(alert_type)
+        if params.enabled and (found := detector.run(prior, current, ctx, params)) is not None:
+            findings.append(found)
+    return findings

@@ -26,6 +26,8 @@ from asinwatch.config import AlertSettings
 
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 Action = Literal["open", "bump", "resolve", "ignore"]
+# The alert_events row a decision writes; "rearmed" and "notified" are written beside it.
+Event = Literal["opened", "repeated", "escalated", "resolved"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,7 @@ class Decision:
     notify: bool
     reason: str
     state: AlertState | None  # the state after the action (None: nothing exists)
-    event: str | None  # the alert_events row to write: opened, repeated, resolved, ...
+    event: Event | None  # the alert_events row to write (None: nothing happens)
 
 
 def policy_for(
@@ -155,9 +157,11 @@ def decide(
         last_seen_at=now,
         severity=finding.severity if escalated else state.severity,
     )
+    event: Event = "repeated"
     if escalated:
         reason = f"escalated {state.severity} → {finding.severity}"
         notify = under_cap
+        event = "escalated"
     elif state.status == "acknowledged":
         return Decision("bump", False, "repeated: acknowledged, stays quiet", bumped, "repeated")
     else:
@@ -178,4 +182,4 @@ def decide(
         notify = under_cap
     if not under_cap:
         reason += f" (max {policy.max_per_day}/day reached: not notified)"
-    return Decision("bump", notify, reason, _with_notification(bumped, now, notify), "repeated")
+    return Decision("bump", notify, reason, _with_notification(bumped, now, notify), event)

@@ -24,7 +24,7 @@ from asinwatch.alerts.api_schemas import (
     thresholds_out,
 )
 from asinwatch.alerts.channel_schemas import ChannelOut, ChannelTestOutcome
-from asinwatch.alerts.rules.thresholds import ALERT_TYPES
+from asinwatch.alerts.detectors import ALERT_TYPES
 from asinwatch.alerts.service import AlertDetail, AlertOut
 from asinwatch.api_deps import (
     ASIN_PATTERN,

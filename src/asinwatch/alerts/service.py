@@ -63,12 +63,6 @@ class Applied:
     queued_deliveries: int
 
 
-def _event_name(decision: Decision) -> str | None:
-    if decision.action == "bump" and decision.reason.startswith("escalated"):
-        return "escalated"
-    return decision.event
-
-
 def apply_finding(
     session: Session,
     *,
@@ -88,7 +82,7 @@ def apply_finding(
     observation's day) so the history says what was seen when.
     """
     decision = decide(repo.state_of(current) if current else None, finding, now, policy)
-    event = _event_name(decision)
+    event = decision.event
     if decision.action == "ignore" or decision.state is None:
         return Applied(finding.alert_type, None, decision, None, 0)
     state = decision.state

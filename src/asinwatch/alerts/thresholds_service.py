@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from asinwatch.alerts.rules.thresholds import (
+from asinwatch.alerts.detectors import (
     ALERT_TYPES,
     ThresholdError,
     Thresholds,

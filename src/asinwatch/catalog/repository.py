@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from asinwatch.catalog.api_schemas import ProductSummaryOut
+from asinwatch.catalog.api_schemas import LatestMetrics, ProductInfo, ProductSummaryOut
 from asinwatch.catalog.models import CompetitorLink, Product
 from asinwatch.catalog.schemas import ProductIn
 
@@ -153,21 +153,15 @@ async def delete_competitor_link(
 
 OPEN_ALERTS_LIMIT = 50
 
-LATEST_JSON = """json_build_object(
-    'date', l.date, 'observed_at', l.observed_at, 'buybox_price', l.buybox_price,
-    'list_price', l.list_price, 'shipping_price', l.shipping_price,
-    'lowest_offer_price', l.lowest_offer_price, 'currency', l.currency,
-    'in_stock', l.in_stock, 'availability_text', l.availability_text,
-    'buybox_seller_id', l.buybox_seller_id, 'buybox_seller_name', l.buybox_seller_name,
-    'offer_count', l.offer_count, 'bsr', l.bsr, 'bsr_category', l.bsr_category,
-    'rating', l.rating, 'review_count', l.review_count,
-    'monthly_purchase_volume', l.monthly_purchase_volume, 'image_count', l.image_count,
-    'bullet_count', l.bullet_count, 'has_aplus', l.has_aplus)"""
 
-PRODUCT_JSON = """json_build_object(
-    'marketplace', p.marketplace, 'asin', p.asin, 'title', p.title, 'brand', p.brand,
-    'category', p.category, 'is_own', p.is_own, 'tracking_state', p.tracking_state,
-    'tags', p.tags, 'last_seen_at', p.last_seen_at, 'last_valid_at', p.last_valid_at)"""
+def json_object(alias: str, names: Sequence[str]) -> str:
+    """SQL building a JSON object of `alias`'s columns `names` (keys = column names)."""
+    return f"json_build_object({', '.join(f'{n!r}, {alias}.{n}' for n in names)})"
+
+
+# The JSON fragments select exactly the fields of their API models (derived, not restated).
+LATEST_JSON = json_object("l", tuple(LatestMetrics.model_fields))
+PRODUCT_JSON = json_object("p", tuple(ProductInfo.model_fields))
 
 _SUMMARY_SQL = text(f"""
 SELECT {PRODUCT_JSON} AS product,

@@ -31,9 +31,8 @@ from asinwatch.ingestion.normalise import (
     normalise_review,
 )
 from asinwatch.ingestion.records import ProductRecord, Quarantined, ReviewRecord
-from asinwatch.metrics.models import METRIC_COLUMNS
+from asinwatch.metrics.models import METRIC_ROW_COLUMNS
 
-METRIC_ROW_COLUMNS = ("marketplace", "asin", "date", *METRIC_COLUMNS)
 SNAPSHOT_COLUMNS = ("marketplace", "asin", "content_fp", "content", "observed_at", "run_id")
 REVIEW_COLUMNS = (
     "marketplace",

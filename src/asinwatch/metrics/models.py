@@ -25,43 +25,16 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    inspect,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from asinwatch.kit.db import Base
 
-# Columns of a daily metric row other than the key; shared by the mart read model.
-METRIC_COLUMNS = (
-    "buybox_price",
-    "list_price",
-    "shipping_price",
-    "lowest_offer_price",
-    "currency",
-    "in_stock",
-    "availability_text",
-    "buybox_seller_id",
-    "buybox_seller_name",
-    "offer_count",
-    "bsr",
-    "bsr_category",
-    "bsr_ranks",
-    "rating",
-    "review_count",
-    "stars_breakdown",
-    "monthly_purchase_volume",
-    "title_fp",
-    "bullets_fp",
-    "description_fp",
-    "images_fp",
-    "aplus_fp",
-    "variants_fp",
-    "image_count",
-    "bullet_count",
-    "has_aplus",
-    "observed_at",
-    "run_id",
-)
+# What the covering index of the daily table INCLUDEs: the range read (metrics.queries)
+# selects exactly these, so it stays index-only.
+RANGE_COLUMNS = ("buybox_price", "in_stock", "bsr", "rating", "review_count")
 
 
 class _MetricColumns:
@@ -106,7 +79,7 @@ class ProductMetricDaily(_MetricColumns, Base):
             "marketplace",
             "asin",
             "date",
-            postgresql_include=["buybox_price", "in_stock", "bsr", "rating", "review_count"],
+            postgresql_include=list(RANGE_COLUMNS),
         ),
         {"schema": "core", "postgresql_partition_by": "RANGE (date)"},
     )
@@ -114,6 +87,15 @@ class ProductMetricDaily(_MetricColumns, Base):
     marketplace: Mapped[str] = mapped_column(String(32), nullable=False)
     asin: Mapped[str] = mapped_column(String(10), nullable=False)
     date: Mapped[date] = mapped_column(Date, nullable=False)
+
+
+# Derived from the table, never restated: every column of a daily row, and those besides its
+# key (`_MetricColumns`, shared by the mart read model).
+_DAILY = inspect(ProductMetricDaily)
+METRIC_ROW_COLUMNS: tuple[str, ...] = tuple(c.name for c in _DAILY.columns)
+METRIC_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in _DAILY.columns if c.name not in {k.name for k in _DAILY.primary_key}
+)
 
 
 class ProductLatest(_MetricColumns, Base):

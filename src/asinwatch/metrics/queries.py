@@ -18,18 +18,19 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from asinwatch.catalog.repository import LATEST_JSON, PRODUCT_JSON
+from asinwatch.catalog.repository import LATEST_JSON, PRODUCT_JSON, json_object
 from asinwatch.metrics.api_schemas import (
     CompetitionOut,
     MetricsRangeOut,
 )
+from asinwatch.metrics.models import RANGE_COLUMNS
 from asinwatch.reports.competitive import ProductSnapshot, compare
 
-_RANGE_SQL = text("""
+_POINT_JSON = json_object("d", ("date", *RANGE_COLUMNS))
+
+_RANGE_SQL = text(f"""
 SELECT EXISTS (SELECT 1 FROM core.products WHERE marketplace = :m AND asin = :a) AS known,
-  (SELECT coalesce(json_agg(json_build_object(
-      'date', d.date, 'buybox_price', d.buybox_price, 'in_stock', d.in_stock, 'bsr', d.bsr,
-      'rating', d.rating, 'review_count', d.review_count) ORDER BY d.date), '[]'::json)
+  (SELECT coalesce(json_agg({_POINT_JSON} ORDER BY d.date), '[]'::json)
      FROM core.product_metrics_daily d
     WHERE d.marketplace = :m AND d.asin = :a AND d.date BETWEEN :f AND :t) AS points
 """)

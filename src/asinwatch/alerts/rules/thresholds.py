@@ -26,20 +26,6 @@ NEGATIVE_REVIEW_SPIKE = "negative_review_spike"
 COMPETITOR_UNDERCUT = "competitor_undercut"
 TRACKING_STALE = "tracking_stale"
 
-ALERT_TYPES = (
-    PRICE_CHANGE,
-    OUT_OF_STOCK,
-    BUYBOX_SELLER_CHANGE,
-    HIJACKER,
-    LISTING_CHANGED,
-    SUPPRESSED,
-    BSR_MOVE,
-    RATING_DROP,
-    NEGATIVE_REVIEW_SPIKE,
-    COMPETITOR_UNDERCUT,
-    TRACKING_STALE,
-)
-
 ListingField = Literal["title", "bullets", "description", "images", "aplus", "variants"]
 LISTING_FIELDS: tuple[ListingField, ...] = (
     "title",
@@ -55,14 +41,16 @@ class ThresholdError(ValueError):
     """A threshold override that cannot apply (unknown type or key, wrong type or range)."""
 
 
-class _Params(BaseModel):
+class ThresholdParams(BaseModel):
+    """What every alert type's params have: `enabled` (a subclass per type)."""
+
     # strict: "5" is not 5 and true is not 1; extra keys are errors, not silently ignored.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     enabled: bool = True
 
 
-class PriceChangeThresholds(_Params):
+class PriceChangeThresholds(ThresholdParams):
     """Change vs the previous price and vs the rolling median (both directions)."""
 
     min_pct: float | None = Field(5.0, gt=0)
@@ -84,31 +72,31 @@ class PriceChangeThresholds(_Params):
         return self
 
 
-class OutOfStockThresholds(_Params):
+class OutOfStockThresholds(ThresholdParams):
     # Validated out-of-stock observations in a row before alerting (damps flapping).
     confirm_runs: int = Field(1, ge=1, le=50)
 
 
-class BuyboxSellerChangeThresholds(_Params):
+class BuyboxSellerChangeThresholds(ThresholdParams):
     # Losing the buy box entirely (seller -> none) counts as a change.
     include_lost: bool = True
 
 
-class HijackerThresholds(_Params):
+class HijackerThresholds(ThresholdParams):
     pass
 
 
-class ListingChangedThresholds(_Params):
+class ListingChangedThresholds(ThresholdParams):
     # Lists from JSON are fine here (strict mode would want a tuple); items stay checked.
     watch_fields: tuple[ListingField, ...] = Field(LISTING_FIELDS, strict=False, min_length=1)
     max_diff_lines: int = Field(40, ge=1, le=1000)
 
 
-class SuppressedThresholds(_Params):
+class SuppressedThresholds(ThresholdParams):
     consecutive_checks: int = Field(2, ge=1, le=50)
 
 
-class BsrMoveThresholds(_Params):
+class BsrMoveThresholds(ThresholdParams):
     min_pct: float = Field(30.0, gt=0)
     # What the move is measured against: the previous observation (day-over-day jumps, the
     # default: a rank is a random walk, so market.md's rolling-median rule also fires on slow
@@ -121,12 +109,12 @@ class BsrMoveThresholds(_Params):
     top_n: int | None = Field(None, ge=1)
 
 
-class RatingDropThresholds(_Params):
+class RatingDropThresholds(ThresholdParams):
     min_drop: float = Field(0.1, gt=0)
     floor: float | None = Field(None, ge=0, le=5)
 
 
-class NegativeReviewSpikeThresholds(_Params):
+class NegativeReviewSpikeThresholds(ThresholdParams):
     """The day's new low-star reviews vs the product's own normal rate (measured defaults:
     docs/BENCHMARKS.md, "Alert accuracy"; market.md's 7-day x 2 rule is an override away)."""
 
@@ -146,12 +134,12 @@ class NegativeReviewSpikeThresholds(_Params):
     min_baseline_days: int = Field(14, ge=0, le=730)
 
 
-class CompetitorUndercutThresholds(_Params):
+class CompetitorUndercutThresholds(ThresholdParams):
     min_pct: float = Field(5.0, gt=0)
     min_abs: float | None = Field(None, gt=0)
 
 
-class TrackingStaleThresholds(_Params):
+class TrackingStaleThresholds(ThresholdParams):
     runs: int = Field(3, ge=1)
 
 
@@ -172,13 +160,12 @@ class Thresholds(BaseModel):
     competitor_undercut: CompetitorUndercutThresholds = CompetitorUndercutThresholds()
     tracking_stale: TrackingStaleThresholds = TrackingStaleThresholds()
 
-    def for_type(self, alert_type: str) -> _Params:
-        if alert_type not in ALERT_TYPES:
-            raise ThresholdError(
-                f"unknown alert type {alert_type!r}; known: {', '.join(ALERT_TYPES)}"
-            )
+    def for_type(self, alert_type: str) -> ThresholdParams:
+        known = type(self).model_fields
+        if alert_type not in known:
+            raise ThresholdError(f"unknown alert type {alert_type!r}; known: {', '.join(known)}")
         params = getattr(self, alert_type)
-        assert isinstance(params, _Params)
+        assert isinstance(params, ThresholdParams)
         return params
 
 
