@@ -19,7 +19,7 @@ database session (``async with async_session_scope()``), never use the request's
 After a write, ``await cache.invalidate(key, ...)`` deletes the keys and publishes them; each
 API process runs the listener (``await cache.start()`` in the app lifespan, ``await
 cache.aclose()`` at shutdown) that drops them from its local layer. Endpoints get the app's
-cache with ``Depends(get_cache)`` (``app.state.cache``).
+cache as ``request.app.state.cache``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 import redis.asyncio as aioredis
 import structlog
-from fastapi import Request
 from redis.commands.core import AsyncScript
 
 from asinwatch.config import get_settings
@@ -360,10 +359,3 @@ def _decode(raw: bytes | str | None) -> Envelope | None:
 
 def _at(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, tz=UTC)
-
-
-async def get_cache(request: Request) -> Cache:
-    """Dependency: the app's cache (create it in the lifespan as ``app.state.cache``)."""
-    cache = request.app.state.cache
-    assert isinstance(cache, Cache)
-    return cache

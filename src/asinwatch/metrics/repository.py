@@ -278,17 +278,3 @@ def upsert_kpis(
         ),
         {"m": marketplace, "a": asin, "d": day, "k": Jsonb(dict(kpis))},
     )
-
-
-def load_kpis(
-    session: Session, marketplace: str, asin: str, day: date | None = None
-) -> tuple[date, dict[str, Any]] | None:
-    """The KPIs stored for a day (default: the latest day), with that day."""
-    row = session.execute(
-        text(
-            "SELECT date, kpis FROM mart.product_kpis_daily WHERE marketplace = :m AND asin = :a"
-            " AND (CAST(:d AS date) IS NULL OR date = :d) ORDER BY date DESC LIMIT 1"
-        ),
-        {"m": marketplace, "a": asin, "d": day},
-    ).one_or_none()
-    return None if row is None else (row.date, dict(row.kpis))
