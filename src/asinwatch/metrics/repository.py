@@ -267,6 +267,21 @@ def run_scope(session: Session, run_id: uuid.UUID) -> RunScope | None:
     )
 
 
+def own_products_of_run(session: Session, run_id: uuid.UUID) -> tuple[str, list[str]] | None:
+    """Own products whose report and recommendations may change after a run: own products of
+    the run, and own products linked to a competitor of the run (with the run's marketplace)."""
+    scope = run_scope(session, run_id)
+    if scope is None:
+        return None
+    own = [
+        a
+        for a in scope.asins
+        if (f := product_facts(session, scope.marketplace, a)) is not None and f.is_own
+    ]
+    linked = own_products_linking(session, scope.marketplace, scope.asins)
+    return scope.marketplace, sorted(set(own) | set(linked))
+
+
 def upsert_kpis(
     session: Session, marketplace: str, asin: str, day: date, kpis: Mapping[str, Any]
 ) -> None:

@@ -15,11 +15,11 @@ import structlog
 
 from asinwatch.jobs import service as jobs
 from asinwatch.kit.db import session_scope
+from asinwatch.metrics.repository import own_products_of_run
 from asinwatch.recommendations.cache_keys import recommendation_key
 from asinwatch.recommendations.service import (
     RecommendationTargetError,
     RefreshOutcome,
-    own_products_of_run,
     refresh_product,
 )
 from asinwatch.reports.service import invalidate_cached

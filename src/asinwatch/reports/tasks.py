@@ -12,11 +12,11 @@ import uuid
 import structlog
 
 from asinwatch.kit.db import session_scope
+from asinwatch.metrics.repository import own_products_of_run
 from asinwatch.reports.service import (
     ReportTargetError,
     generate_competitive_report,
     invalidate_report,
-    report_targets,
 )
 from asinwatch.worker.celery_app import celery_app
 
@@ -53,7 +53,7 @@ def gen_competitive_report(
     """With `run_id`: every own product the run touched; else the one (marketplace, asin)."""
     if run_id is not None:
         with session_scope() as session:
-            targets = report_targets(session, uuid.UUID(str(run_id)))
+            targets = own_products_of_run(session, uuid.UUID(str(run_id)))
         if targets is None:
             return {"created": [], "unchanged": [], "failed": {}, "error": "unknown run"}
         return generate_for(*targets)
