@@ -88,7 +88,6 @@ MEANINGS: dict[str, str] = {
     "API__RATE_LIMIT_PER_MINUTE": "requests per minute per token",
     "API__RATE_LIMIT_PER_IP_PER_MINUTE": "requests per minute per client IP",
     "API__IDEMPOTENCY_TTL_S": "seconds an Idempotency-Key's first response is kept",
-    "API__GRAPHQL_PLAYGROUND": "serve the GraphQL playground (never in production)",
     "API__READ_CACHE_ENABLED": "cache-first reads (off only to measure the uncached path)",
     "API__MAX_HEADER_BYTES": "largest request line + headers (431 above it)",
     "API__HEADER_TIMEOUT_S": "seconds a client has to send its request headers (then 408)",

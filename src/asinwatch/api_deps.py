@@ -30,7 +30,7 @@ from asinwatch.auth.dependencies import require_role
 from asinwatch.auth.guards import idempotency
 from asinwatch.auth.roles import Principal
 from asinwatch.catalog.cache_keys import compare_key, product_keys
-from asinwatch.catalog.marketplaces import MARKETPLACES, normalise_asin
+from asinwatch.catalog.marketplaces import ASIN_PATTERN, MARKETPLACES, normalise_asin
 from asinwatch.catalog.models import Product
 from asinwatch.catalog.repository import get_product
 from asinwatch.catalog.service import ALL_COMPETITORS
@@ -153,7 +153,6 @@ Idem = Annotated[Idempotency, Depends(request_idempotency, scope="function")]
 # --- parameters ----------------------------------------------------------------------------
 
 MARKETPLACE_PATTERN = "^(?:" + "|".join(re.escape(m) for m in sorted(MARKETPLACES)) + ")$"
-ASIN_PATTERN = r"^(?:[Bb][0-9A-Za-z]{9}|[0-9]{9}[0-9Xx])$"
 
 
 async def marketplace_param(

@@ -224,7 +224,6 @@ class ApiSettings(BaseModel):
     rate_limit_per_minute: int = Field(600, ge=1)
     rate_limit_per_ip_per_minute: int = Field(1200, ge=1)
     idempotency_ttl_s: int = Field(86_400, ge=60)
-    graphql_playground: bool = False
     # Off: cache-first reads go straight to the database (benchmarks of the uncached path).
     read_cache_enabled: bool = True
     # -- the server (uvicorn) and the documentation

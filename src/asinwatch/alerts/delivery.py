@@ -22,7 +22,6 @@ from typing import Any
 
 import httpx
 import structlog
-import tenacity
 from sqlalchemy import (
     BigInteger,
     Insert,
@@ -44,6 +43,7 @@ from asinwatch.alerts.models import SEVERITIES, Alert, AlertDelivery, Notificati
 from asinwatch.alerts.senders import ChannelSpec, SendResult, build_payload, send
 from asinwatch.config import Settings, get_settings
 from asinwatch.kit.db import session_scope
+from asinwatch.kit.outage import retry_delay_s
 from asinwatch.observability.metrics import DELIVERIES
 
 log = structlog.get_logger(__name__)
@@ -166,15 +166,6 @@ async def retry_delivery_async(
 
 
 # --- the delivery loop
-
-
-def retry_delay_s(attempt: int, base_s: float, max_s: float) -> float:
-    """Seconds to wait after failed attempt number `attempt` (1-based): full jitter,
-    uniform(0, min(max_s, base_s * 2**(attempt-1)))."""
-    wait = tenacity.wait_random_exponential(multiplier=base_s, max=max_s)
-    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = max(1, attempt)
-    return float(wait(state))
 
 
 @dataclass(frozen=True, slots=True)

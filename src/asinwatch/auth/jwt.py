@@ -31,7 +31,6 @@ import asyncio
 import math
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,6 +38,7 @@ import httpx
 import jwt
 import orjson
 import structlog
+from cachetools import TLRUCache
 
 from asinwatch.auth.roles import (
     Principal,
@@ -246,8 +246,11 @@ class VerifiedTokenCache:
         self.max_entries = max_entries
         self._leeway_s = leeway_s
         self._clock = clock
-        # token -> (valid until, key set generation or None for HMAC, claims as JSON)
-        self._entries: OrderedDict[str, tuple[float, int | None, bytes]] = OrderedDict()
+        # token -> (valid until, key set generation or None for HMAC, claims as JSON); an LRU
+        # whose entries expire at their own "valid until" (cachetools' TLRUCache, by `clock`)
+        self._entries: TLRUCache[str, tuple[float, int | None, bytes]] = TLRUCache(
+            maxsize=max(1, max_entries), ttu=lambda _token, item, _now: item[0], timer=clock
+        )
 
     def get(
         self, token: str, is_current: Callable[[int], bool] | None = None
@@ -255,13 +258,10 @@ class VerifiedTokenCache:
         item = self._entries.get(token)
         if item is None:
             return None
-        until, generation, blob = item
-        if self._clock() >= until or (
-            generation is not None and (is_current is None or not is_current(generation))
-        ):
-            del self._entries[token]
+        _until, generation, blob = item
+        if generation is not None and (is_current is None or not is_current(generation)):
+            self._entries.pop(token, None)
             return None
-        self._entries.move_to_end(token)
         claims: dict[str, Any] = orjson.loads(blob)
         return claims
 
@@ -274,9 +274,6 @@ class VerifiedTokenCache:
         except (KeyError, TypeError, ValueError, orjson.JSONEncodeError):
             return  # e.g. an integer beyond 64 bits: just verify that token every time
         self._entries[token] = (until, generation, blob)
-        self._entries.move_to_end(token)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)

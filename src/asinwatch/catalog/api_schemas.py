@@ -8,12 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from asinwatch.catalog.marketplaces import normalise_asin
+from asinwatch.catalog.marketplaces import ASIN_PATTERN, normalise_asin
 from asinwatch.catalog.schemas import ProductIn
 
 MAX_BULK = 1000
-# Same as api_deps (not imported: schemas stay free of FastAPI wiring).
-ASIN_PATTERN = r"^(?:[Bb][0-9A-Za-z]{9}|[0-9]{9}[0-9Xx])$"
 # PostgreSQL text cannot hold NUL: refused by the schema, not by the database.
 NO_NUL = r"^[^\x00]*$"
 AsinStr = Annotated[str, StringConstraints(pattern=ASIN_PATTERN)]

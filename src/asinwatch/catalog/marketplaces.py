@@ -12,6 +12,7 @@ import re
 from asinwatch.amazon_marketplaces import MARKETPLACES, Marketplace
 
 __all__ = [
+    "ASIN_PATTERN",
     "MARKETPLACES",
     "InvalidAsinError",
     "Marketplace",
@@ -22,8 +23,11 @@ __all__ = [
     "product_url",
 ]
 
-# ASINs are 10 characters: "B0" + 8 alphanumerics, or an ISBN-10 for books.
-_ASIN_RE = re.compile(r"^(?:B[0-9A-Z]{9}|[0-9]{9}[0-9X])$")
+# ASINs are 10 characters: "B" + 9 alphanumerics, or an ISBN-10 for books. The one pattern of
+# an ASIN: the API's parameters and bodies take it in either case (normalise_asin upper-cases);
+# `is_asin` asks for the upper-case form.
+ASIN_PATTERN = r"^(?:[Bb][0-9A-Za-z]{9}|[0-9]{9}[0-9Xx])$"
+_ASIN_RE = re.compile(ASIN_PATTERN)
 
 
 class InvalidAsinError(ValueError):
@@ -35,7 +39,7 @@ class UnknownMarketplaceError(ValueError):
 
 
 def is_asin(value: str) -> bool:
-    return bool(_ASIN_RE.match(value))
+    return value == value.upper() and bool(_ASIN_RE.match(value))
 
 
 def normalise_asin(value: str) -> str:

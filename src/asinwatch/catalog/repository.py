@@ -89,15 +89,6 @@ async def untrack_products(session: AsyncSession, marketplace: str, asins: Seque
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def delete_competitor_links(session: AsyncSession, marketplace: str, asin: str) -> int:
-    result = await session.execute(
-        delete(CompetitorLink).where(
-            CompetitorLink.marketplace == marketplace, CompetitorLink.asin == asin
-        )
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
 async def list_competitor_links(
     session: AsyncSession,
     marketplace: str,

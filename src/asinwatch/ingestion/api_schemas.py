@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from asinwatch.catalog.marketplaces import ASIN_PATTERN
 from asinwatch.ingestion.schemas import IngestBatchOut, IngestRunOut, StartRunIn
 
-ASIN_PATTERN = r"^(?:[Bb][0-9A-Za-z]{9}|[0-9]{9}[0-9Xx])$"
 AsinStr = Annotated[str, StringConstraints(pattern=ASIN_PATTERN)]
 JobIdStr = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")

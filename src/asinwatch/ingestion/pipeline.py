@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -52,7 +51,7 @@ from asinwatch.ingestion.sources import (
 )
 from asinwatch.ingestion.staging import StagedFetch, stage_batch
 from asinwatch.kit.db import session_scope
-from asinwatch.kit.outage import outage_retry
+from asinwatch.kit.outage import outage_retry, retry_delay_s
 from asinwatch.observability.metrics import DEAD_LETTERS, INGEST_ASINS, INGEST_BATCHES
 
 log = structlog.get_logger(__name__)
@@ -179,12 +178,6 @@ async def _heartbeat(claim: BatchClaim, slots: BatchSlots, token: str, every_s: 
             log.warning("batch heartbeat failed", error=f"{type(exc).__name__}: {exc}"[:200])
 
 
-def retry_delay(attempt: int, s: Settings) -> float:
-    """Full-jitter exponential backoff between task attempts (below the visibility timeout)."""
-    cap = min(s.apify.backoff_max_s, s.apify.backoff_base_s * 2**attempt)
-    return random.uniform(cap / 2, cap)
-
-
 def _park(claim: BatchClaim, task_name: str, error: str, cost: Decimal) -> BatchOutcome:
     def park() -> tuple[int | None, int | None]:
         with session_scope() as session:
@@ -227,7 +220,8 @@ def _failed(claim: BatchClaim, task_name: str, exc: BaseException, s: Settings) 
 
     outage_retry(mark_failed)
     INGEST_BATCHES.labels("retry").inc()
-    delay = retry_delay(claim.attempts, s)
+    # Full jitter up to min(backoff_max_s, backoff_base_s * 2**attempts): the cap as before.
+    delay = retry_delay_s(claim.attempts + 1, s.apify.backoff_base_s, s.apify.backoff_max_s)
     log.warning("batch attempt failed; will retry", error=error[:300], retry_in_s=round(delay, 2))
     return BatchOutcome("retry", retry_in_s=delay, error=error)
 

@@ -70,17 +70,3 @@ class IngestBatchOut(BaseModel):
     cost_usd: Decimal
     observed_at: datetime | None
     error: str | None
-
-
-class DeadLetterOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    task_name: str
-    run_id: uuid.UUID | None
-    batch_no: int | None
-    payload: dict[str, Any]
-    error: str
-    attempts: int
-    created_at: datetime
-    replayed_at: datetime | None

@@ -12,31 +12,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from asinwatch.jobs.api_schemas import JobOut
 from asinwatch.jobs.models import Job
 from asinwatch.metrics.kpis import to_jsonable
 
 MAX_ERROR_CHARS = 2000
-
-
-class JobOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    kind: str
-    status: str
-    params: dict[str, Any]
-    result: dict[str, Any] | None
-    error: str | None
-    created_by: str | None
-    attempts: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
 
 
 def _new(kind: str, params: dict[str, Any], created_by: str | None) -> Job:

@@ -19,7 +19,7 @@ database session (``async with async_session_scope()``), never use the request's
 After a write, ``await cache.invalidate(key, ...)`` deletes the keys and publishes them; each
 API process runs the listener (``await cache.start()`` in the app lifespan, ``await
 cache.aclose()`` at shutdown) that drops them from its local layer. Endpoints get the app's
-cache with ``Depends(get_cache)`` (``app.state.cache``).
+cache as ``request.app.state.cache``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 import redis.asyncio as aioredis
 import structlog
-from fastapi import Request
 from redis.commands.core import AsyncScript
 
 from asinwatch.config import get_settings
@@ -112,7 +111,9 @@ class Cache:
         self._redis = redis if redis is not None else async_redis()
         self._prefix = key_prefix if key_prefix is not None else settings.redis.key_prefix
         self._local = LocalCache(
-            settings.cache.local_ttl_s if local_ttl_s is None else local_ttl_s, local_max_entries
+            settings.cache.local_ttl_s if local_ttl_s is None else local_ttl_s,
+            local_max_entries,
+            clock,
         )
         self._lock_ttl_ms = int(lock_ttl_s * 1000)
         self._wait_step_s = wait_step_s
@@ -183,7 +184,7 @@ class Cache:
     ) -> CacheRead[T]:
         """`get_or_load` that also hands back the entry's memo (for derived data)."""
         now = self._clock()
-        local = self._local.get(key, now)
+        local = self._local.get(key)
         if local is not None and now < local.fresh_until:
             return self._result(local.payload, None, "hit", kind, local.memo)
         if time.monotonic() < self._down_until:
@@ -198,7 +199,7 @@ class Cache:
         envelope = _decode(raw)
         if envelope is not None:
             if now < envelope.fresh_until:
-                self._local.put(key, envelope, now)
+                self._local.put(key, envelope)
                 return self._result(envelope.payload, None, "hit", kind, envelope.memo)
             if now < envelope.stale_until:
                 self._refresh_in_background(key, loader, fresh_s, stale_s)
@@ -291,7 +292,7 @@ class Cache:
         except REDIS_ERRORS as exc:
             self._redis_failed(exc)
             return
-        self._local.put(key, envelope, now)
+        self._local.put(key, envelope)
 
     async def _unlock(self, lock: str, token: str) -> None:
         try:
@@ -360,10 +361,3 @@ def _decode(raw: bytes | str | None) -> Envelope | None:
 
 def _at(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, tz=UTC)
-
-
-async def get_cache(request: Request) -> Cache:
-    """Dependency: the app's cache (create it in the lifespan as ``app.state.cache``)."""
-    cache = request.app.state.cache
-    assert isinstance(cache, Cache)
-    return cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 import structlog
+from cachetools import TLRUCache
 from redis.exceptions import RedisError
 
 log = structlog.get_logger(__name__)
@@ -59,32 +60,32 @@ class Envelope:
             return None
 
 
-class LocalCache:
-    """A bounded LRU of envelopes, each kept at most `ttl_s` in this process."""
+def _until(_key: object, item: tuple[float, object], _now: float) -> float:
+    return item[0]
 
-    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+
+class LocalCache:
+    """A bounded LRU of envelopes, each kept at most `ttl_s` in this process (cachetools'
+    TLRUCache: each entry expires at its own time, by `clock`)."""
+
+    def __init__(
+        self, ttl_s: float, max_entries: int = 10_000, clock: Callable[[], float] = time.time
+    ) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[float, Envelope]] = OrderedDict()
+        self._clock = clock
+        self._entries: TLRUCache[str, tuple[float, Envelope]] = TLRUCache(
+            maxsize=max(1, max_entries), ttu=_until, timer=clock
+        )
 
-    def get(self, key: str, now: float) -> Envelope | None:
+    def get(self, key: str) -> Envelope | None:
         item = self._entries.get(key)
-        if item is None:
-            return None
-        expires, envelope = item
-        if now >= expires:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return envelope
+        return None if item is None else item[1]
 
-    def put(self, key: str, envelope: Envelope, now: float) -> None:
-        if self.ttl_s <= 0:
+    def put(self, key: str, envelope: Envelope) -> None:
+        if self.ttl_s <= 0 or self.max_entries <= 0:
             return
-        self._entries[key] = (min(now + self.ttl_s, envelope.stale_until), envelope)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._entries[key] = (min(self._clock() + self.ttl_s, envelope.stale_until), envelope)
 
     def drop(self, keys: Iterable[str]) -> None:
         for key in keys:

@@ -4,6 +4,9 @@
 PostgreSQL, Redis or the broker, for up to `settings.recovery.outage_retry_s`; then the last
 error is raised and the caller's own failure handling (task retry, dead letter) takes over.
 Only use it around work that is one transaction or otherwise safe to repeat.
+
+`retry_delay_s(attempt, base_s, max_s)` is the project's one backoff between attempts a caller
+schedules itself (alert deliveries, ingest batch retries): full jitter, the same wait as here.
 """
 
 from __future__ import annotations
@@ -29,6 +32,16 @@ from tenacity import (
 from asinwatch.config import get_settings
 
 log = structlog.get_logger(__name__)
+
+
+def retry_delay_s(attempt: int, base_s: float, max_s: float) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based): full jitter,
+    uniform(0, min(max_s, base_s * 2**(attempt-1)))."""
+    wait = wait_random_exponential(multiplier=base_s, max=max_s)
+    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = max(1, attempt)
+    return float(wait(state))
+
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -1,4 +1,6 @@
-"""Opaque cursor pagination: `Page[T]`, the `page_params` dependency, cursors, `paginate`.
+"""Opaque cursor pagination: `Page[T]`, `PageParams`, cursors, `paginate`.
+
+The ``?limit=&cursor=`` dependency of the API is ``api_deps.page_params`` (``Paging``).
 
 A cursor is ``base64url(JSON of the last row's sort key) . base64url(tag)``; the tag is an
 HMAC (key derived from the auth secret) over the key and the list's `scope`, so an edited or
@@ -6,7 +8,7 @@ foreign cursor is a clear 400 problem instead of a strange query. Endpoint use (
 fetch one row more than the limit to know whether there is a next page)::
 
     @router.get("/v1/alerts", response_model=Page[AlertOut])
-    async def list_alerts(page: Annotated[PageParams, Depends(page_params)], ...):
+    async def list_alerts(page: Paging, ...):    # api_deps.Paging
         after = page.after(scope="alerts")          # None, or the decoded last sort key
         stmt = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc())
         if after is not None:
@@ -26,10 +28,9 @@ import hashlib
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
-from fastapi import Query
 from pydantic import BaseModel
 
 from asinwatch.config import get_settings
@@ -105,37 +106,6 @@ class PageParams:
 
     def after(self, *, scope: str = "") -> Any:
         return None if self.cursor is None else decode_cursor(self.cursor, scope=scope)
-
-
-def page_params(
-    cursor: Annotated[
-        str | None,
-        Query(max_length=MAX_CURSOR_CHARS, description="next_cursor of the previous page"),
-    ] = None,
-    limit: Annotated[int | None, Query(ge=1, description="page size")] = None,
-) -> PageParams:
-    """Dependency: ``?limit=`` (default settings.api.default_page_size, at most
-    settings.api.max_page_size, else a 422 problem) and ``?cursor=``."""
-    api = get_settings().api
-    if limit is None:
-        limit = min(api.default_page_size, api.max_page_size)
-    elif limit > api.max_page_size:
-        raise ProblemError(
-            422,
-            title="Request validation failed",
-            detail=f"limit must be at most {api.max_page_size}",
-            type_suffix="validation-error",
-            extra={
-                "errors": [
-                    {
-                        "loc": ["query", "limit"],
-                        "msg": f"Input should be less than or equal to {api.max_page_size}",
-                        "type": "less_than_equal",
-                    }
-                ]
-            },
-        )
-    return PageParams(limit=limit, cursor=cursor)
 
 
 def paginate(

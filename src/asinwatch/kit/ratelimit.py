@@ -338,11 +338,6 @@ def app_rate_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
-async def get_rate_limiter(request: Request) -> RateLimiter:
-    """Dependency: the app's limiter (see `app_rate_limiter`)."""
-    return app_rate_limiter(request)
-
-
 async def charge_principal(request: Request, sub: str) -> None:
     """settings.api.rate_limit_per_minute per token subject `sub`, else 429 problem: the body of
     the per-principal dependency, which authenticates first (auth.guards, since kit imports no

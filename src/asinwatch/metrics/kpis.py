@@ -1,6 +1,6 @@
 """KPIs of one product on one day, from its daily series and reviews (pure functions).
 
-What is computed (see docs market.md "KPIs"): price windows and changes, BSR medians and trend,
+What is computed (docs/brief/market.md, "KPIs"): price windows and changes, BSR medians and trend,
 review velocity, rating change, share of 1-2 star, offers and buy-box share, out-of-stock
 share, an estimate of monthly sales that states its method and expected error, and a listing
 quality score whose parts are visible. Also the listing text checks (title characters,

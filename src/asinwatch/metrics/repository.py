@@ -267,6 +267,21 @@ def run_scope(session: Session, run_id: uuid.UUID) -> RunScope | None:
     )
 
 
+def own_products_of_run(session: Session, run_id: uuid.UUID) -> tuple[str, list[str]] | None:
+    """Own products whose report and recommendations may change after a run: own products of
+    the run, and own products linked to a competitor of the run (with the run's marketplace)."""
+    scope = run_scope(session, run_id)
+    if scope is None:
+        return None
+    own = [
+        a
+        for a in scope.asins
+        if (f := product_facts(session, scope.marketplace, a)) is not None and f.is_own
+    ]
+    linked = own_products_linking(session, scope.marketplace, scope.asins)
+    return scope.marketplace, sorted(set(own) | set(linked))
+
+
 def upsert_kpis(
     session: Session, marketplace: str, asin: str, day: date, kpis: Mapping[str, Any]
 ) -> None:
@@ -278,17 +293,3 @@ def upsert_kpis(
         ),
         {"m": marketplace, "a": asin, "d": day, "k": Jsonb(dict(kpis))},
     )
-
-
-def load_kpis(
-    session: Session, marketplace: str, asin: str, day: date | None = None
-) -> tuple[date, dict[str, Any]] | None:
-    """The KPIs stored for a day (default: the latest day), with that day."""
-    row = session.execute(
-        text(
-            "SELECT date, kpis FROM mart.product_kpis_daily WHERE marketplace = :m AND asin = :a"
-            " AND (CAST(:d AS date) IS NULL OR date = :d) ORDER BY date DESC LIMIT 1"
-        ),
-        {"m": marketplace, "a": asin, "d": day},
-    ).one_or_none()
-    return None if row is None else (row.date, dict(row.kpis))

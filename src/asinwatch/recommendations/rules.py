@@ -1,4 +1,5 @@
-"""The recommendation rule engine (pure): market.md's listing, pricing, review and stock rules.
+"""The recommendation rule engine (pure): the listing, pricing, review and stock rules of
+docs/brief/market.md.
 
 `evaluate(inputs)` returns every recommendation that fires, each with its rule id, the
 evidence (numbers), the expected impact, a priority (1 = high .. 3 = low) and the version

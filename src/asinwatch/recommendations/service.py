@@ -12,7 +12,6 @@ API reads the latest set through the cache (`read_latest`).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,21 +131,6 @@ def refresh_product(session: Session, marketplace: str, asin: str) -> RefreshOut
     )
 
 
-def own_products_of_run(session: Session, run_id: uuid.UUID) -> tuple[str, list[str]] | None:
-    """Own products whose recommendations may change after a run (theirs or a competitor's
-    data arrived)."""
-    scope = metric_repo.run_scope(session, run_id)
-    if scope is None:
-        return None
-    own = [
-        a
-        for a in scope.asins
-        if (f := metric_repo.product_facts(session, scope.marketplace, a)) is not None and f.is_own
-    ]
-    linked = metric_repo.own_products_linking(session, scope.marketplace, scope.asins)
-    return scope.marketplace, sorted(set(own) | set(linked))
-
-
 # ---------------------------------------------------------------------------- async reads
 
 
@@ -191,7 +175,6 @@ __all__ = [
     "evaluate_product",
     "get_latest",
     "get_version",
-    "own_products_of_run",
     "read_latest",
     "recommendation_inputs",
     "refresh_product",

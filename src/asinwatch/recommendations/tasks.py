@@ -15,11 +15,12 @@ import structlog
 
 from asinwatch.jobs import service as jobs
 from asinwatch.kit.db import session_scope
+from asinwatch.kit.per_product import for_each_product
+from asinwatch.metrics.repository import own_products_of_run
 from asinwatch.recommendations.cache_keys import recommendation_key
 from asinwatch.recommendations.service import (
     RecommendationTargetError,
     RefreshOutcome,
-    own_products_of_run,
     refresh_product,
 )
 from asinwatch.reports.service import invalidate_cached
@@ -74,18 +75,10 @@ def refresh_for_run(run_id: str) -> dict[str, object]:
     if targets is None:
         return {"created": [], "unchanged": [], "failed": {}, "error": "unknown run"}
     marketplace, asins = targets
-    created: list[str] = []
-    unchanged: list[str] = []
-    failed: dict[str, str] = {}
-    for asin in asins:
-        try:
-            outcome = _refresh_one(marketplace, asin)
-        except RecommendationTargetError as exc:
-            failed[asin] = str(exc)
-            continue
-        except Exception as exc:  # one product's failure must not stop the others
-            log.exception("recommendations.failed", marketplace=marketplace, asin=asin)
-            failed[asin] = f"{type(exc).__name__}: {exc}"
-            continue
-        (created if outcome.created else unchanged).append(asin)
-    return {"created": created, "unchanged": unchanged, "failed": failed}
+    return for_each_product(
+        asins,
+        lambda asin: _refresh_one(marketplace, asin).created,
+        expected=(RecommendationTargetError,),
+        event="recommendations.failed",
+        marketplace=marketplace,
+    )

@@ -17,7 +17,6 @@ without redirects or environment proxies.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -247,10 +246,3 @@ def generate_narrative(
         cost_usd=round(cost, 6),
     )
     return Narrative(text=text, cost_usd=cost, reason="ok", model=llm.model)
-
-
-async def generate_narrative_async(
-    report: Mapping[str, Any], *, settings: Settings | None = None
-) -> Narrative:
-    """`generate_narrative` off the event loop (it blocks on HTTP and Redis)."""
-    return await asyncio.to_thread(generate_narrative, report, settings=settings)

@@ -13,7 +13,6 @@ the cache (`read_latest_report`).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -187,21 +186,6 @@ def generate_competitive_report(
     return ReportResult(
         marketplace, asin, version, True, report.inputs_hash, md_uri, json_uri, reason
     )
-
-
-def report_targets(session: Session, run_id: uuid.UUID) -> tuple[str, list[str]] | None:
-    """Own products whose report may change after a run: own products of the run, and own
-    products linked to a competitor of the run."""
-    scope = metric_repo.run_scope(session, run_id)
-    if scope is None:
-        return None
-    own = [
-        a
-        for a in scope.asins
-        if (f := metric_repo.product_facts(session, scope.marketplace, a)) is not None and f.is_own
-    ]
-    linked = metric_repo.own_products_linking(session, scope.marketplace, scope.asins)
-    return scope.marketplace, sorted(set(own) | set(linked))
 
 
 def invalidate_cached(keys: Iterable[str]) -> bool:

@@ -12,11 +12,12 @@ import uuid
 import structlog
 
 from asinwatch.kit.db import session_scope
+from asinwatch.kit.per_product import for_each_product
+from asinwatch.metrics.repository import own_products_of_run
 from asinwatch.reports.service import (
     ReportTargetError,
     generate_competitive_report,
     invalidate_report,
-    report_targets,
 )
 from asinwatch.worker.celery_app import celery_app
 
@@ -24,26 +25,16 @@ log = structlog.get_logger(__name__)
 
 
 def generate_for(marketplace: str, asins: list[str]) -> dict[str, object]:
-    created: list[str] = []
-    unchanged: list[str] = []
-    failed: dict[str, str] = {}
-    for asin in asins:
-        try:
-            with session_scope() as session:
-                result = generate_competitive_report(session, marketplace, asin)
-        except ReportTargetError as exc:
-            failed[asin] = str(exc)
-            continue
-        except Exception as exc:  # one product's failure must not stop the others
-            log.exception("report.failed", marketplace=marketplace, asin=asin)
-            failed[asin] = f"{type(exc).__name__}: {exc}"
-            continue
+    def one(asin: str) -> bool:
+        with session_scope() as session:
+            result = generate_competitive_report(session, marketplace, asin)
         if result.created:
-            created.append(asin)
             invalidate_report(marketplace, asin)
-        else:
-            unchanged.append(asin)
-    return {"created": created, "unchanged": unchanged, "failed": failed}
+        return result.created
+
+    return for_each_product(
+        asins, one, expected=(ReportTargetError,), event="report.failed", marketplace=marketplace
+    )
 
 
 @celery_app.task(name="reports.gen_competitive_report")
@@ -53,7 +44,7 @@ def gen_competitive_report(
     """With `run_id`: every own product the run touched; else the one (marketplace, asin)."""
     if run_id is not None:
         with session_scope() as session:
-            targets = report_targets(session, uuid.UUID(str(run_id)))
+            targets = own_products_of_run(session, uuid.UUID(str(run_id)))
         if targets is None:
             return {"created": [], "unchanged": [], "failed": {}, "error": "unknown run"}
         return generate_for(*targets)

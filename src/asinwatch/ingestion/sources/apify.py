@@ -10,7 +10,7 @@ The token only travels in the Authorization header and is masked in every error 
 Hosts must be in settings.apify.allowed_hosts; an allow-listed name must also resolve to
 external addresses only, and each request connects to the address that was checked
 (kit.netguard); an allow-listed address literal (the simulator's 127.0.0.1) is used as is.
-Why httpx rather than apify-client: docs/decisions/apify-client.md.
+Why httpx rather than apify-client: docs/DESIGN_DECISIONS.md, "httpx adapter, not apify-client".
 
 Spend guards (an actor run is billed, so it is never started twice by accident):
 - a run-starting POST is never retried blind: the input carries a marker
