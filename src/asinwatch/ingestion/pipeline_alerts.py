@@ -1,10 +1,11 @@
-"""Pipeline-level alerts (owns: the `ingest_dead_letter` finding), raised through the alerts
-domain like any detector's: the lifecycle opens the one alert per marketplace (or bumps the open
-one, within its cooldown and daily cap) and queues its deliveries, so every channel is told.
+"""Pipeline-level alerts (owns: the `ingest_dead_letter` finding, and applying any pipeline
+finding, the spend cap's too), raised through the alerts domain like any detector's: the
+lifecycle opens the one alert per marketplace (or bumps the open one, within its cooldown and
+daily cap) and queues its deliveries, so every channel is told.
 
-The alert belongs to no product (asin `-`, like the spend cap's). `raise_dead_letter` runs in
-the transaction that parks the batch; the caller sends `alerts.deliver_alert` after the commit
-(the periodic delivery sweep sends it anyway if that send is lost).
+Pipeline alerts belong to no product (asin `-`). `raise_dead_letter` runs in the transaction
+that parks the batch; the caller sends `alerts.deliver_alert` after the commit
+(`send_delivery`; the periodic delivery sweep sends it anyway if that send is lost).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from asinwatch.alerts import repository as alert_repo
 from asinwatch.alerts.detection import send_deliveries
 from asinwatch.alerts.lifecycle import policy_for
 from asinwatch.alerts.rules.base import Finding
-from asinwatch.alerts.service import apply_finding
+from asinwatch.alerts.service import Applied, apply_finding
 from asinwatch.config import get_settings
 
 log = structlog.get_logger(__name__)
@@ -40,19 +41,27 @@ def raise_dead_letter(
         {"dead_letter_id": letter_id, "run_id": str(run_id), "error": error[:500]},
         kind="condition",
     )
+    applied = apply_pipeline_finding(session, marketplace, finding, run_id)
+    return applied.alert_id if applied.queued_deliveries else None
+
+
+def apply_pipeline_finding(
+    session: Session, marketplace: str, finding: Finding, run_id: uuid.UUID | None
+) -> Applied:
+    """Apply a pipeline-level finding to the marketplace's alert of its type (locked, through
+    the lifecycle with that type's policy), in the caller's transaction."""
     alert_repo.lock_product(session, marketplace, PIPELINE_ASIN)
     current = alert_repo.current_alerts(session, marketplace, PIPELINE_ASIN)
-    applied = apply_finding(
+    return apply_finding(
         session,
         marketplace=marketplace,
         asin=PIPELINE_ASIN,
         finding=finding,
-        current=current.get(DEAD_LETTER),
+        current=current.get(finding.alert_type),
         now=datetime.now(UTC),
-        policy=policy_for(get_settings().alerts, DEAD_LETTER),
+        policy=policy_for(get_settings().alerts, finding.alert_type),
         run_id=run_id,
     )
-    return applied.alert_id if applied.queued_deliveries else None
 
 
 def send_delivery(alert_id: int) -> None:
@@ -61,4 +70,4 @@ def send_delivery(alert_id: int) -> None:
     try:
         send_deliveries([alert_id])
     except Exception as exc:
-        log.warning("dead-letter alert delivery not sent now", alert_id=alert_id, error=str(exc))
+        log.warning("pipeline alert delivery not sent now", alert_id=alert_id, error=str(exc))

@@ -27,20 +27,16 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
-from asinwatch.alerts import repository as alert_repo
-from asinwatch.alerts.lifecycle import policy_for
 from asinwatch.alerts.rules.base import Finding
-from asinwatch.alerts.service import apply_finding
 from asinwatch.auth.roles import Role, role_satisfies
 from asinwatch.config import Settings, get_settings
-from asinwatch.ingestion import repository
+from asinwatch.ingestion import pipeline_alerts, repository
 from asinwatch.kit.db import session_scope
 from asinwatch.observability.metrics import UPSTREAM_GUARDS
 
 log = structlog.get_logger(__name__)
 
 ALERT_TYPE = "upstream_spend_cap"
-PIPELINE_ASIN = "-"  # pipeline-level alerts belong to no product
 
 
 class SpendCapReachedError(RuntimeError):
@@ -77,28 +73,17 @@ def check_cap(session: Session, marketplace: str, *, now: datetime | None = None
 
 def raise_cap_alert(exc: SpendCapReachedError, run_id: uuid.UUID | None = None) -> int | None:
     """Open (or bump) the critical spend-cap alert in its own transaction; send deliveries."""
-    s = get_settings()
-    now = datetime.now(UTC)
     finding = Finding(
         ALERT_TYPE,
         "critical",
         f"Daily upstream spend cap reached (${exc.spent:.2f} of ${exc.cap:.2f})",
-        {"spent_usd": exc.spent, "cap_usd": exc.cap, "day": now.date().isoformat()},
+        {"spent_usd": exc.spent, "cap_usd": exc.cap, "day": datetime.now(UTC).date().isoformat()},
         kind="condition",
     )
     try:
         with session_scope() as session:
-            alert_repo.lock_product(session, exc.marketplace, PIPELINE_ASIN)
-            current = alert_repo.current_alerts(session, exc.marketplace, PIPELINE_ASIN)
-            applied = apply_finding(
-                session,
-                marketplace=exc.marketplace,
-                asin=PIPELINE_ASIN,
-                finding=finding,
-                current=current.get(ALERT_TYPE),
-                now=now,
-                policy=policy_for(s.alerts, ALERT_TYPE),
-                run_id=run_id,
+            applied = pipeline_alerts.apply_pipeline_finding(
+                session, exc.marketplace, finding, run_id
             )
     except Exception:
         log.exception("spend cap alert could not be recorded")
@@ -106,12 +91,7 @@ def raise_cap_alert(exc: SpendCapReachedError, run_id: uuid.UUID | None = None) 
     UPSTREAM_GUARDS.labels("spend_cap").inc()
     log.error("upstream spend cap reached", spent_usd=str(exc.spent), cap_usd=exc.cap)
     if applied.queued_deliveries and applied.alert_id is not None:
-        from asinwatch.worker.celery_app import celery_app
-
-        try:
-            celery_app.send_task("alerts.deliver_alert", args=[applied.alert_id])
-        except Exception:  # the periodic delivery sweep sends it later
-            log.warning("spend cap alert delivery not sent now", alert_id=applied.alert_id)
+        pipeline_alerts.send_delivery(applied.alert_id)
     return applied.alert_id
 
 
